@@ -1,0 +1,7 @@
+"""``python -m fusionlab.cli``."""
+
+import sys
+
+from fusionlab.cli import main
+
+sys.exit(main())

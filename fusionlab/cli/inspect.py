@@ -1,0 +1,89 @@
+"""``fusionlab inspect MODEL``: op histogram, parameters, FLOPs, inputs and outputs."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from typing import Any
+
+from fusionlab.cli.common import add_model_args, emit_json
+from fusionlab.graph import Graph, Tensor, load
+from fusionlab.table import format_table, human
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("inspect", help="summarize an ONNX model: ops, parameters, FLOPs, shapes")
+    add_model_args(p)
+    p.add_argument("--nodes", action="store_true", help="also list every node with its cost")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(run=run)
+
+
+def summary(g: Graph) -> dict[str, Any]:
+    """What ``inspect`` reports, as JSON-ready data."""
+    flops = [n.cost.flops for n in g.nodes()]
+    unknown = sorted({n.op for n in g.nodes() if n.cost.flops is None})
+    return {
+        "model": g.name,
+        "batch": g.batch,
+        "opset": g.opset,
+        "nodes": len(g),
+        "ops": dict(sorted(Counter(n.op for n in g.nodes()).items(), key=lambda kv: (-kv[1], kv[0]))),
+        "parameters": sum(w.numel or 0 for w in g.weights.values()),
+        "flops": sum(f for f in flops if f is not None),
+        "flops_unknown_ops": unknown,
+        "inputs": [_tensor(t) for t in g.inputs],
+        "outputs": [_tensor(t) for t in g.outputs],
+    }
+
+
+def _tensor(t: Tensor) -> dict[str, Any]:
+    return {"name": t.name, "shape": list(t.shape) if t.shape is not None else None, "dtype": t.dtype}
+
+
+def node_rows(g: Graph) -> list[dict[str, Any]]:
+    """One record per node: name, op, output shape, FLOPs, bytes read and written."""
+    rows = []
+    for n in g.nodes():
+        out = g.tensors.get(n.outputs[0]) if n.outputs else None
+        rows.append(
+            {
+                "name": n.name,
+                "op": n.op,
+                "output_shape": list(out.shape) if out is not None and out.shape is not None else None,
+                "flops": n.cost.flops,
+                "bytes_read": n.cost.bytes_read,
+                "bytes_written": n.cost.bytes_written,
+                "note": n.cost.note,
+            }
+        )
+    return rows
+
+
+def _shape(shape: Any) -> str:
+    return "?" if shape is None else "x".join("?" if d is None else str(d) for d in shape)
+
+
+def run(args: argparse.Namespace) -> int:
+    g = load(args.model, batch=args.batch)
+    info = summary(g)
+    if args.json:
+        if args.nodes:
+            info["node_table"] = node_rows(g)
+        emit_json(info, None)
+        return 0
+    print(f"model   {info['model']}  (opset {info['opset']}, {info['nodes']} nodes, batch {info['batch'] or 'as in file'})")
+    print(f"params  {info['parameters']:,}")
+    note = f"  (FLOPs unknown for: {', '.join(unknown)})" if (unknown := info["flops_unknown_ops"]) else ""
+    print(f"FLOPs   {human(info['flops'], 'FLOP')}{note}")
+    for kind in ("inputs", "outputs"):
+        for t in info[kind]:
+            print(f"{kind[:-1]:<7} {t['name']}  {_shape(t['shape'])}  {t['dtype']}")
+    print()
+    print(format_table(["op", "count"], list(info["ops"].items())))
+    if args.nodes:
+        print()
+        rows = [[r["name"], r["op"], _shape(r["output_shape"]), r["flops"], r["bytes_read"], r["bytes_written"]]
+                for r in node_rows(g)]
+        print(format_table(["node", "op", "output", "FLOPs", "bytes read", "bytes written"], rows))
+    return 0
