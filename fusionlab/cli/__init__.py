@@ -2,8 +2,9 @@
 
 Each module in ``COMMANDS`` defines ``register(subparsers)``, which adds its parser and
 sets ``run`` (a function ``(args) -> int``). User errors (:class:`FusionlabError`) end as
-one line on stderr with exit code 2; other exceptions are bugs and show a traceback only
-under ``--debug``.
+one line on stderr with exit code 2 (under ``--debug`` the traceback comes first); a
+file-system error (``OSError``) is treated the same way. Other exceptions are bugs: one
+line and exit code 3, or the full traceback under ``--debug``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from fusionlab import __version__
@@ -19,10 +21,13 @@ from fusionlab.errors import FusionlabError
 
 COMMANDS = (
     "inspect",
+    "predict",
 )
 """Subcommand modules under ``fusionlab.cli``, in the order ``--help`` lists them."""
 
 EXIT_OK, EXIT_EXPECTATION, EXIT_USAGE = 0, 1, 2
+EXIT_BUG = 3
+"""Exit code of an unexpected exception (a bug) when ``--debug`` is off."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (every subcommand registered)."""
     parser = _Parser(
         prog="fusionlab",
-        description="Predict TensorRT's layer fusions from an ONNX model and check them against the real engine.",
+        description=(
+            "Predict TensorRT's layer fusions from an ONNX model and check them against "
+            "the real engine."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"fusionlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -59,12 +67,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
         return code
     except FusionlabError as exc:
-        if args.debug:
-            raise
-        print(f"fusionlab: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _user_error(str(exc), args.debug)
     except KeyboardInterrupt:
         print("fusionlab: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # the file system refused: the user can fix it
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _user_error(f"{where}{exc.strerror or exc}", args.debug)
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"fusionlab: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+            "(a bug; run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+
+
+def _user_error(message: str, debug: bool) -> int:
+    """Print a user error as one line (after the traceback under ``--debug``)."""
+    if debug:
+        traceback.print_exc()
+    one_line = " ".join(message.split())
+    print(f"fusionlab: error: {one_line}", file=sys.stderr)
+    return EXIT_USAGE
