@@ -3,8 +3,11 @@
 One networkx node per ONNX node, keyed by a unique name (unnamed nodes become
 ``<OpType>_<index>``); the node attribute ``node`` holds a :class:`Node` and ``op`` its
 op type. An edge ``a -> b`` means b reads at least one tensor that a writes; its
-attribute ``tensors`` holds those :class:`Tensor` values (``tensor`` is the first).
-Initializers are :class:`Weight` values (shape and dtype; arrays are read on demand).
+attributes ``tensor``, ``shape`` and ``dtype`` describe the first such tensor and
+``tensors`` holds all of them as :class:`Tensor` values. Initializers are
+:class:`Weight` values (shape and dtype; arrays are read on demand by
+:meth:`Graph.array`). Everything is read-only: the networkx graph is frozen and the
+mappings raise ``TypeError`` when written to.
 
 >>> import onnx
 >>> from onnx import helper, TensorProto
@@ -18,24 +21,28 @@ Initializers are :class:`Weight` values (shape and dtype; arrays are read on dem
 ('Relu_0', 'Sigmoid_1')
 >>> g.tensors["t"].shape
 (8, 4)
+>>> g.nx.edges["Relu_0", "Sigmoid_1"]["shape"]
+(8, 4)
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
-import networkx as nx
+import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from fusionlab.flops import Cost, node_cost
 from fusionlab.errors import FusionlabError
+from fusionlab.flops import Cost, node_cost
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,54 @@ Dim = int | str | None
 """One dimension: a number, a symbolic name, or unknown."""
 
 OPAQUE_OPS = frozenset({"If", "Loop", "Scan"})
+
+MAX_ATTR_TENSOR_ELEMENTS = 4096
+"""Tensor attributes (e.g. a Constant's ``value``) up to this size are kept as nested lists;
+larger ones are summarized as ``"<tensor DTYPE SHAPE>"`` so loading stays cheap."""
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _FrozenDict(dict[_K, _V]):
+    """A dict that refuses writes (``TypeError``); copies (``dict(d)``, ``d.copy()``) are plain.
+
+    >>> d = _FrozenDict({"a": 1})
+    >>> d["a"] = 2
+    Traceback (most recent call last):
+    ...
+    TypeError: fusionlab graphs are read-only
+    """
+
+    def _refuse(self) -> NoReturn:
+        raise TypeError("fusionlab graphs are read-only")
+
+    def __setitem__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def __delitem__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def __ior__(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[misc]
+        self._refuse()
+
+    def clear(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def pop(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def popitem(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def setdefault(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (dict(self),))
 
 
 @dataclass(frozen=True)
@@ -55,10 +110,17 @@ class Tensor:
 
     @property
     def numel(self) -> int | None:
-        """Number of elements, or None when a dimension is not a known number."""
-        if self.shape is None or not all(isinstance(d, int) for d in self.shape):
+        """Number of elements, or None when a dimension is not a known number.
+
+        >>> Tensor("x", (2, 3), "float32").numel, Tensor("x", ("N", 3), "float32").numel
+        (6, None)
+        """
+        if self.shape is None:
             return None
-        return int(np.prod(self.shape, dtype=np.int64))
+        dims = [d for d in self.shape if isinstance(d, int)]
+        if len(dims) != len(self.shape):
+            return None
+        return math.prod(dims)
 
     @property
     def nbytes(self) -> int | None:
@@ -92,6 +154,9 @@ class Node:
     """The inputs that are initializers."""
     cost: Cost
     domain: str = ""
+    implicit_inputs: tuple[str, ...] = ()
+    """Outer-scope tensors that the subgraphs of an If/Loop/Scan read (sorted); the
+    graph has edges for them too."""
 
     @property
     def opaque(self) -> bool:
@@ -103,14 +168,15 @@ class Node:
 class Graph:
     """A loaded ONNX model: read-only networkx graph plus tensor tables.
 
-    Build it with :func:`load`; never mutate it.
+    Build it with :func:`load`; it cannot be mutated.
     """
 
     name: str
-    nx: nx.DiGraph
+    nx: nx.DiGraph[str]
     order: tuple[str, ...]
     """Node names in topological order (the ONNX file's order where it is sorted)."""
     tensors: Mapping[str, Tensor]
+    """Every tensor of the top-level graph, by name (shape None where not inferred)."""
     weights: Mapping[str, Weight]
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
@@ -123,13 +189,21 @@ class Graph:
     path: Path | None = None
     model: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
 
+    @functools.cached_property
+    def edge_list(self) -> list[tuple[str, str]]:
+        """All (writer, reader) node pairs, computed once."""
+        return list(self.nx.edges())
+
+    @functools.cached_property
+    def _node_map(self) -> dict[str, Node]:
+        return {name: data["node"] for name, data in self.nx.nodes(data=True)}
+
     def node(self, name: str) -> Node:
         """The :class:`Node` called ``name``."""
         try:
-            node: Node = self.nx.nodes[name]["node"]
+            return self._node_map[name]
         except KeyError:
             raise FusionlabError(f"{self.name}: no node named {name!r}") from None
-        return node
 
     def nodes(self) -> Iterator[Node]:
         """All nodes in topological order."""
@@ -149,20 +223,28 @@ class Graph:
 
     def array(self, weight: str) -> np.ndarray:
         """The array of an initializer, read now (external data only from the model's folder)."""
+        where = str(self.path) if self.path is not None else self.name
         if self.model is None:
-            raise FusionlabError(f"{self.name}: the model is no longer attached; reload it")
+            raise FusionlabError(f"{where}: the model is no longer attached; reload it")
         for init in self.model.graph.initializer:
             if init.name == weight:
+                if init.data_location == onnx.TensorProto.EXTERNAL:
+                    _check_external_data([init], self.path)
                 base = str(self.path.parent) if self.path is not None else ""
-                return np.asarray(numpy_helper.to_array(init, base_dir=base))
-        raise FusionlabError(f"{self.name}: no initializer named {weight!r}")
+                try:
+                    return np.asarray(numpy_helper.to_array(init, base_dir=base))
+                except (OSError, ValueError, TypeError) as exc:
+                    raise FusionlabError(
+                        f"{where}: cannot read initializer {weight!r}: {exc}"
+                    ) from exc
+        raise FusionlabError(f"{where}: no initializer named {weight!r}")
 
 
 def dtype_size(dtype: str) -> int:
-    """Bytes per element of a numpy dtype name.
+    """Bytes per element of a numpy dtype name (4-bit types count as one byte).
 
-    >>> dtype_size("float16")
-    2
+    >>> dtype_size("float16"), dtype_size("bfloat16"), dtype_size("float8_e4m3fn")
+    (2, 2, 1)
     """
     if dtype in ("bool", "int4", "uint4", "float4e2m1"):
         return 1
@@ -197,7 +279,9 @@ def _tensor_of(vi: onnx.ValueInfoProto) -> Tensor:
     return Tensor(vi.name, shape, _dtype_name(t.elem_type))
 
 
-def _read_model(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, Path | None]:
+def _read_model(
+    source: str | os.PathLike[str] | onnx.ModelProto,
+) -> tuple[onnx.ModelProto, Path | None]:
     if isinstance(source, onnx.ModelProto):
         return source, None
     path = Path(source)
@@ -205,51 +289,75 @@ def _read_model(source: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.
         raise FusionlabError(f"{path}: no such file")
     if path.is_dir():
         raise FusionlabError(f"{path}: is a folder, not an ONNX file")
+    if path.stat().st_size == 0:
+        raise FusionlabError(f"{path}: is empty, not an ONNX file")
     try:
         model = onnx.load(str(path), load_external_data=False)
+    except OSError as exc:
+        raise FusionlabError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
     except Exception as exc:  # protobuf raises several types for bad bytes
-        raise FusionlabError(f"{path}: not a valid ONNX file ({type(exc).__name__})") from exc
+        raise FusionlabError(
+            f"{path}: not a valid ONNX file (truncated or not ONNX: {type(exc).__name__})"
+        ) from exc
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise FusionlabError(f"{path}: not an ONNX model (no graph found)")
     return model, path
 
 
-def _check_external_data(model: onnx.ModelProto, path: Path | None) -> None:
+def _check_external_data(
+    initializers: Iterable[onnx.TensorProto], path: Path | None
+) -> None:
     """Every external-data file must exist inside the model's own folder."""
     folder = (path.parent if path is not None else Path.cwd()).resolve()
     where = str(path) if path is not None else "model"
-    for init in model.graph.initializer:
+    for init in initializers:
         if init.data_location != onnx.TensorProto.EXTERNAL:
             continue
         location = next((e.value for e in init.external_data if e.key == "location"), None)
-        if location is None:
-            raise FusionlabError(f"{where}: initializer {init.name!r} has external data without a location")
+        if not location:
+            raise FusionlabError(
+                f"{where}: initializer {init.name!r} has external data without a location"
+            )
         target = (folder / location).resolve()
         if not target.is_relative_to(folder):
             raise FusionlabError(
-                f"{where}: external data {location!r} of {init.name!r} lies outside the model's folder"
+                f"{where}: external data {location!r} of {init.name!r} lies outside "
+                "the model's folder"
             )
         if not target.is_file():
-            raise FusionlabError(f"{where}: missing external data file {location!r} for {init.name!r}")
+            raise FusionlabError(
+                f"{where}: missing external data file {location!r} for {init.name!r}"
+            )
 
 
 def _fix_batch(model: onnx.ModelProto, batch: int, where: str) -> onnx.ModelProto:
-    """A copy of ``model`` whose graph inputs have leading dimension ``batch``."""
+    """A copy of ``model`` whose graph inputs have leading dimension ``batch``.
+
+    Inputs with a symbolic or unknown leading dimension get ``batch``. An input whose
+    leading dimension is a different number is an error when no input has a symbolic
+    one (a fixed-batch model); beside symbolic inputs it is left as it is (an auxiliary
+    input such as ``im_info[1,3]``).
+    """
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     inits = {i.name for i in fixed.graph.initializer}
-    for vi in fixed.graph.input:
-        if vi.name in inits or not vi.type.tensor_type.HasField("shape"):
-            continue
-        dims = vi.type.tensor_type.shape.dim
-        if not dims:
-            continue
-        lead = dims[0]
-        if lead.HasField("dim_value") and lead.dim_value != batch:
-            raise FusionlabError(
-                f"{where}: input {vi.name!r} has a fixed batch of {lead.dim_value}; "
-                f"--batch {batch} applies only to a symbolic or dynamic batch dimension"
-            )
+    leads = [
+        (vi.name, vi.type.tensor_type.shape.dim[0])
+        for vi in fixed.graph.input
+        if vi.name not in inits
+        and vi.type.HasField("tensor_type")
+        and vi.type.tensor_type.HasField("shape")
+        and vi.type.tensor_type.shape.dim
+    ]
+    dynamic = [lead for _, lead in leads if not lead.HasField("dim_value")]
+    if not dynamic:
+        for name, lead in leads:
+            if lead.dim_value != batch:
+                raise FusionlabError(
+                    f"{where}: input {name!r} has a fixed batch of {lead.dim_value}; "
+                    f"--batch {batch} applies only to a symbolic or dynamic batch dimension"
+                )
+    for lead in dynamic:
         lead.Clear()
         lead.dim_value = batch
     # Shapes inferred earlier for a symbolic batch would disagree: infer them again.
@@ -283,9 +391,59 @@ def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
     return names
 
 
-def _tensors_of(tensors: Mapping[str, Tensor], names: Any) -> list[Tensor | None]:
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    out: list[onnx.GraphProto] = []
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.GRAPH:
+            out.append(a.g)
+        elif a.type == onnx.AttributeProto.GRAPHS:
+            out.extend(a.graphs)
+    return out
+
+
+def _outer_reads(graph: onnx.GraphProto) -> set[str]:
+    """Names a (sub)graph reads that it does not define itself: its outer-scope inputs."""
+    defined = {vi.name for vi in graph.input} | {i.name for i in graph.initializer}
+    defined |= {s.values.name for s in graph.sparse_initializer}
+    reads = {vi.name for vi in graph.output}
+    for n in graph.node:
+        defined.update(o for o in n.output if o)
+        reads.update(t for t in n.input if t)
+        for sub in _subgraphs(n):
+            reads |= _outer_reads(sub)
+    return reads - defined
+
+
+def _implicit_inputs(node: onnx.NodeProto) -> tuple[str, ...]:
+    """Outer-scope tensors read by the subgraphs of a control-flow node."""
+    reads: set[str] = set()
+    for sub in _subgraphs(node):
+        reads |= _outer_reads(sub)
+    return tuple(sorted(reads - set(node.input)))
+
+
+def _tensors_of(tensors: Mapping[str, Tensor], names: Iterable[str]) -> list[Tensor | None]:
     """The tensors named, None for an empty (omitted optional) name."""
     return [tensors.get(t, Tensor(t, None, None)) if t else None for t in names]
+
+
+def _tensor_attr(t: onnx.TensorProto) -> Any:
+    n = math.prod(t.dims)
+    if t.data_location == onnx.TensorProto.EXTERNAL or n > MAX_ATTR_TENSOR_ELEMENTS:
+        return f"<tensor {_dtype_name(t.data_type)} {list(t.dims)}>"
+    return numpy_helper.to_array(t).tolist()
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, onnx.TensorProto):
+        return _tensor_attr(value)
+    if isinstance(value, list | tuple):
+        return tuple(_attr_value(v) for v in value)
+    if isinstance(value, int | float | str):
+        return value
+    return f"<{type(value).__name__}>"  # sparse tensors, type protos
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
@@ -294,15 +452,74 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
         if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             out[a.name] = "<subgraph>"
             continue
-        value = onnx.helper.get_attribute_value(a)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        elif isinstance(value, list):
-            value = tuple(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value)
-        elif isinstance(value, onnx.TensorProto):
-            value = numpy_helper.to_array(value).tolist() if not value.data_location else "<tensor>"
-        out[a.name] = value
+        out[a.name] = _attr_value(onnx.helper.get_attribute_value(a))
     return out
+
+
+def _freeze(dg: nx.DiGraph[str]) -> nx.DiGraph[str]:
+    """Freeze the structure (networkx) and every node and edge attribute dict."""
+    raw: Any = dg  # networkx's own storage: node dicts, and edge dicts shared by succ/pred
+    nodes = raw._node
+    for n in list(nodes):
+        nodes[n] = _FrozenDict(nodes[n])
+    for u, nbrs in raw._succ.items():
+        for v in list(nbrs):
+            frozen = _FrozenDict(nbrs[v])
+            nbrs[v] = frozen
+            raw._pred[v][u] = frozen
+    result: nx.DiGraph[str] = nx.freeze(dg)
+    return result
+
+
+def _topological_order(
+    names: list[str], nodes: list[onnx.NodeProto], g: onnx.GraphProto, where: str
+) -> tuple[tuple[str, ...], dict[str, str], list[tuple[str, ...]]]:
+    """Check the structure; return the order, the producers and each node's implicit inputs.
+
+    Raises FusionlabError for a tensor written twice, a dangling input or output, or a
+    cycle. The order is the file's where the file is sorted, else the topological order
+    closest to it.
+    """
+    producer: dict[str, str] = {}
+    for nm, n in zip(names, nodes, strict=True):
+        for out in n.output:
+            if not out:
+                continue
+            if out in producer:
+                raise FusionlabError(
+                    f"{where}: tensor {out!r} is written by both {producer[out]!r} and {nm!r}"
+                )
+            producer[out] = nm
+    available = set(producer) | {i.name for i in g.initializer} | {vi.name for vi in g.input}
+    available |= {s.values.name for s in g.sparse_initializer}
+    implicit = [_implicit_inputs(n) for n in nodes]
+    dg: nx.DiGraph[str] = nx.DiGraph()
+    dg.add_nodes_from(names)
+    for nm, n, imp in zip(names, nodes, implicit, strict=True):
+        for t in (*n.input, *imp):
+            if not t:
+                continue
+            if t not in available:
+                raise FusionlabError(
+                    f"{where}: node {nm!r} reads {t!r}, which no node, input or "
+                    "initializer provides"
+                )
+            if t in producer:
+                dg.add_edge(producer[t], nm)
+    for vi in g.output:
+        if vi.name not in available:
+            raise FusionlabError(
+                f"{where}: graph output {vi.name!r} is not produced by any node"
+            )
+    if not nx.is_directed_acyclic_graph(dg):
+        cycle = nx.find_cycle(dg)
+        path = " -> ".join([*(a for a, _ in cycle), cycle[0][0]])
+        raise FusionlabError(f"{where}: the graph has a cycle: {path}")
+    index_of = {nm: i for i, nm in enumerate(names)}
+    if all(index_of[a] < index_of[b] for a, b in dg.edges):
+        return tuple(names), producer, implicit
+    order = tuple(nx.lexicographical_topological_sort(dg, key=index_of.__getitem__))
+    return order, producer, implicit
 
 
 def load(
@@ -315,17 +532,36 @@ def load(
 
     ``batch`` fixes a symbolic or dynamic leading dimension of every graph input before
     ONNX shape inference. Raises :class:`FusionlabError` for a missing, invalid or
-    truncated file, a dangling input, a cycle or missing external data.
+    truncated file, a dangling input, a cycle, missing external data or external data
+    outside the model's folder. A node list that is not topologically sorted is sorted
+    (for shape inference and :attr:`Graph.order`); node indices stay the file's.
     """
     model, path = _read_model(source)
     where = str(path) if path is not None else (name or model.graph.name or "model")
     if batch is not None and batch < 1:
         raise FusionlabError(f"--batch must be at least 1, got {batch}")
-    _check_external_data(model, path)
+    _check_external_data(model.graph.initializer, path)
     if batch is not None:
         model = _fix_batch(model, batch, where)
-    model = _infer_shapes(model, where)
+    file_nodes = list(model.graph.node)
+    names = _unique_names(file_nodes)
+    order, producer, implicit = _topological_order(names, file_nodes, model.graph, where)
+
+    if order != tuple(names):
+        # ONNX shape inference walks the node list once, in order: give it sorted nodes,
+        # then put the file's order back so that Node.index still points into it.
+        position = {nm: i for i, nm in enumerate(names)}
+        sorted_model = onnx.ModelProto()
+        sorted_model.CopyFrom(model)
+        del sorted_model.graph.node[:]
+        sorted_model.graph.node.extend(file_nodes[position[nm]] for nm in order)
+        model = _infer_shapes(sorted_model, where)
+        del model.graph.node[:]
+        model.graph.node.extend(file_nodes)
+    else:
+        model = _infer_shapes(model, where)
     g = model.graph
+    nodes = list(g.node)
 
     tensors: dict[str, Tensor] = {}
     for vi in [*g.input, *g.value_info, *g.output]:
@@ -333,90 +569,73 @@ def load(
     weights: dict[str, Weight] = {}
     for init in g.initializer:
         location = next((e.value for e in init.external_data if e.key == "location"), None)
-        w = Weight(init.name, tuple(int(d) for d in init.dims), _dtype_name(init.data_type), location)
+        w = Weight(
+            init.name, tuple(int(d) for d in init.dims), _dtype_name(init.data_type), location
+        )
         weights[init.name] = w
         tensors[init.name] = w
-    for n in g.node:
-        if n.op_type == "Constant":
-            for out in n.output:
-                if out not in tensors or tensors[out].shape is None:
-                    tensors[out] = Tensor(out, None, None)
+    for n in nodes:
+        for t in (*n.input, *n.output):
+            if t and t not in tensors:
+                tensors[t] = Tensor(t, None, None)
 
-    names = _unique_names(list(g.node))
     graph_inputs = tuple(tensors[vi.name] for vi in g.input if vi.name not in weights)
     graph_outputs = tuple(tensors[vi.name] for vi in g.output)
 
-    producer: dict[str, str] = {}
-    for nm, n in zip(names, g.node, strict=True):
-        for out in n.output:
-            if not out:
-                continue
-            if out in producer:
-                raise FusionlabError(f"{where}: tensor {out!r} is written by both {producer[out]!r} and {nm!r}")
-            producer[out] = nm
-    available = set(producer) | set(weights) | {t.name for t in graph_inputs}
-
-    dg: nx.DiGraph = nx.DiGraph()
-    consumers: dict[str, list[str]] = {}
-    for index, (nm, n) in enumerate(zip(names, g.node, strict=True)):
+    dg: nx.DiGraph[str] = nx.DiGraph()
+    for index, (nm, n) in enumerate(zip(names, nodes, strict=True)):
         ins = tuple(n.input)
-        for t in ins:
-            if t and t not in available:
-                raise FusionlabError(f"{where}: node {nm!r} reads {t!r}, which no node, input or initializer provides")
         attrs = _attrs(n)
         node = Node(
             name=nm,
             op=n.op_type,
             index=index,
-            attrs=attrs,
+            attrs=_FrozenDict(attrs),
             inputs=ins,
             outputs=tuple(n.output),
             weights=tuple(t for t in ins if t in weights),
-            cost=node_cost(n.op_type, attrs, _tensors_of(tensors, ins), _tensors_of(tensors, n.output)),
+            cost=node_cost(
+                n.op_type, attrs, _tensors_of(tensors, ins), _tensors_of(tensors, n.output)
+            ),
             domain=n.domain,
+            implicit_inputs=implicit[index],
         )
         dg.add_node(nm, node=node, op=n.op_type)
-    for nm, n in zip(names, g.node, strict=True):
-        for t in n.input:
+    position = {nm: i for i, nm in enumerate(order)}
+    consumers: dict[str, set[str]] = {}
+    for nm in order:
+        n = nodes[dg.nodes[nm]["node"].index]
+        for t in (*n.input, *dg.nodes[nm]["node"].implicit_inputs):
             if not t:
                 continue
-            consumers.setdefault(t, []).append(nm)
+            consumers.setdefault(t, set()).add(nm)
             src = producer.get(t)
             if src is None:
                 continue
-            tensor = tensors.get(t, Tensor(t, None, None))
+            tensor = tensors[t]
             if dg.has_edge(src, nm):
                 data = dg.edges[src, nm]
                 if all(x.name != t for x in data["tensors"]):
                     data["tensors"] = (*data["tensors"], tensor)
             else:
-                dg.add_edge(src, nm, tensor=t, shape=tensor.shape, dtype=tensor.dtype, tensors=(tensor,))
-    for t in graph_outputs:
-        if t.name not in available:
-            raise FusionlabError(f"{where}: graph output {t.name!r} is not produced by any node")
-
-    if not nx.is_directed_acyclic_graph(dg):
-        cycle = nx.find_cycle(dg)
-        raise FusionlabError(f"{where}: the graph has a cycle through {' -> '.join(a for a, _ in cycle)}")
-    index_of = {nm: i for i, nm in enumerate(names)}
-    if all(index_of[a] < index_of[b] for a, b in dg.edges):
-        order = tuple(names)
-    else:
-        order = tuple(nx.lexicographical_topological_sort(dg, key=lambda v: index_of[v]))
-    position = {nm: i for i, nm in enumerate(order)}
-    frozen_consumers = {t: tuple(sorted(set(c), key=position.__getitem__)) for t, c in consumers.items()}
+                dg.add_edge(
+                    src, nm, tensor=t, shape=tensor.shape, dtype=tensor.dtype, tensors=(tensor,)
+                )
+    frozen_consumers = {
+        t: tuple(sorted(c, key=position.__getitem__)) for t, c in consumers.items()
+    }
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return Graph(
         name=name or (path.stem if path is not None else (model.graph.name or "model")),
-        nx=nx.freeze(dg),
+        nx=_freeze(dg),
         order=order,
-        tensors=tensors,
-        weights=weights,
+        tensors=_FrozenDict(tensors),
+        weights=_FrozenDict(weights),
         inputs=graph_inputs,
         outputs=graph_outputs,
-        producer=producer,
-        consumers=frozen_consumers,
+        producer=_FrozenDict(producer),
+        consumers=_FrozenDict(frozen_consumers),
         batch=batch,
         opset=int(opset),
         path=path,
