@@ -22,6 +22,11 @@ from fusionlab.errors import FusionlabError
 COMMANDS = (
     "inspect",
     "predict",
+    "passes",
+    "build",
+    "profile",
+    "models",
+    "import_",
 )
 """Subcommand modules under ``fusionlab.cli``, in the order ``--help`` lists them."""
 
