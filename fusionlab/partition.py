@@ -23,6 +23,7 @@ graph of the partition (:func:`quotient`), which must stay acyclic.
 from __future__ import annotations
 
 import heapq
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -325,7 +326,7 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
                 else:
                     feeders |= stands_for.get(p, set())
             stands_for[name] = feeders
-    succ: dict[int, set[int]] = {i: set() for i in range(len(plan.layers))}
+    succ: dict[int, set[int]] = defaultdict(set)
     for u, v in graph.edge_list:
         b = owner.get(v)
         if b is None:
@@ -352,6 +353,10 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
 def is_topological(graph: Graph, plan: Plan) -> bool:
     """True when every layer comes after the layers it reads (so the plan is acyclic)."""
     return all(a < b for a, bs in layer_edges(graph, plan).items() for b in bs)
+
+
+def _all_layers(succ: Mapping[int, set[int]], count: int) -> dict[int, set[int]]:
+    return {i: succ.get(i, set()) for i in range(count)}
 
 
 def quotient(graph: Graph, plan: Plan) -> nx.DiGraph:
@@ -395,7 +400,7 @@ def topological_layers(graph: Graph, plan: Plan) -> tuple[Layer, ...]:
     not on the order of ``plan.layers``. Raises :class:`CycleError` for a cyclic plan.
     """
     position = {n: i for i, n in enumerate(graph.order)}
-    succ = layer_edges(graph, plan)
+    succ = _all_layers(layer_edges(graph, plan), len(plan.layers))
     keys: dict[int, float] = {}
     preds: dict[int, list[int]] = {}
     for a, bs in succ.items():

@@ -136,8 +136,8 @@ def run_passes(graph: Graph, start: Plan, target: Target, precision: str) -> tup
         if problem is not None:
             ran = ", ".join(s.name for s in stages[1:]) or "none"
             raise PassInvariantError(f"pass {name!r} broke the plan ({problem}); passes before it: {ran}")
-        before = set(plan.layers)
-        formed = tuple(layer for layer in new.layers if layer not in before and layer.rule == name)
+        before = {id(layer) for layer in plan.layers}
+        formed = tuple(layer for layer in new.layers if id(layer) not in before and layer.rule == name)
         stages.append(Stage(name, new, formed, tuple(ctx.rejections)))
         plan = new
     return tuple(stages)

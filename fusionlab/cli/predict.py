@@ -1,0 +1,96 @@
+"""``fusionlab predict MODEL``: the predicted engine layers for a TensorRT target."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from fusionlab.cli.common import add_model_args
+from fusionlab.errors import FusionlabError
+from fusionlab.graph import load
+from fusionlab.io import write_atomic
+from fusionlab.plan import Plan, plan_to_json
+from fusionlab.predict import Prediction, predict
+from fusionlab.table import format_table
+from fusionlab.targets import DEFAULT, PRECISIONS, TARGETS
+
+
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    """``--target`` and ``--precision``."""
+    p.add_argument("--target", default=DEFAULT, choices=list(TARGETS), help=f"TensorRT ruleset (default {DEFAULT})")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="build precision (default fp32)")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("predict", help="predict TensorRT's engine layers (fusions) for a model")
+    add_model_args(p)
+    add_target_args(p)
+    p.add_argument("--json", metavar="FILE", help="write the plan as fusionlab.plan/1 JSON ('-' for stdout)")
+    p.add_argument("--stages", action="store_true", help="show what each pass formed, in order")
+    p.add_argument("--explain", metavar="NODE", action="append", default=[],
+                   help="say which rule took NODE and why other rules did not (repeatable)")
+    p.set_defaults(run=run)
+
+
+def plan_table(plan: Plan) -> str:
+    """The layer table printed by ``predict`` (and reused by other commands)."""
+    timed = any(layer.time_ms is not None for layer in plan.layers)
+    header = ["#", "layer", "kind", "rule", "nodes"] + (["ms"] if timed else [])
+    rows: list[list[Any]] = []
+    for i, layer in enumerate(plan.layers):
+        row: list[Any] = [i, layer.name, layer.kind, layer.rule, len(layer.nodes)]
+        if timed:
+            row.append(layer.time_ms)
+        rows.append(row)
+    return format_table(header, rows)
+
+
+def summary_line(plan: Plan, nodes: int) -> str:
+    """``N ONNX nodes -> M layers (E eliminated, C inserted)``."""
+    inserted = sum(1 for layer in plan.layers if layer.inserted)
+    return (f"{nodes} ONNX nodes -> {len(plan.layers)} layers "
+            f"({len(plan.eliminated)} eliminated, {inserted} inserted by the engine)")
+
+
+def stages_text(prediction: Prediction) -> str:
+    """What each pass did, in order."""
+    out: list[str] = []
+    for stage in prediction.stages:
+        if stage.name == "original":
+            out.append(f"original: {len(stage.plan.layers)} layers (one per ONNX node)")
+            continue
+        gone = len(stage.plan.eliminated) - len(prediction.stages[prediction.stages.index(stage) - 1].plan.eliminated)
+        out.append(f"{stage.name}: {len(stage.plan.layers)} layers, formed {len(stage.formed)}, eliminated {gone}")
+        out.extend(f"    {layer.name}" for layer in stage.formed)
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    g = load(args.model, batch=args.batch)
+    prediction = predict(g, args.target, args.precision)
+    plan = prediction.plan
+    if args.json:
+        text = plan_to_json(plan)
+        if args.json == "-":
+            sys.stdout.write(text)
+            return 0
+        write_atomic(args.json, text, protect=[args.model])
+    print(f"{g.name}: target {args.target} ({prediction.target.versions}), {args.precision}, "
+          f"batch {g.batch or 'as in file'}")
+    print(summary_line(plan, len(g)))
+    print()
+    if args.stages:
+        print(stages_text(prediction))
+        print()
+    print(plan_table(plan))
+    if plan.eliminated:
+        print()
+        for node, reason in plan.eliminated.items():
+            print(f"eliminated {node}: {reason}")
+    for node in args.explain:
+        if node not in g:
+            raise FusionlabError(f"{args.model}: no node named {node!r} to explain")
+        print()
+        print("\n".join(prediction.explain(node)))
+    return 0
