@@ -74,8 +74,11 @@ def main() -> None:
             results[name] = (nodes, ours, theirs)
             ort_text = f"{theirs:8.3f} s" if theirs is not None else "       -  "
             ratio = f"{ours / theirs:6.2f}x" if theirs else "     -"
-            print(f"{name:12s} {nodes:7d} nodes   fusionlab load+predict {ours:8.3f} s   "
-                  f"onnxruntime session {ort_text}   ratio {ratio}", flush=True)
+            print(
+                f"{name:12s} {nodes:7d} nodes   fusionlab load+predict {ours:8.3f} s   "
+                f"onnxruntime session {ort_text}   ratio {ratio}",
+                flush=True,
+            )
     n10, t10, o10 = results["chain-10k"]
     if o10:
         print(f"predict / onnxruntime at {n10} nodes: {t10 / o10:.2f}x (target <= 0.5x)")

@@ -3,10 +3,23 @@
 Conventions (the unit tests compute the same numbers by hand):
 
 - A multiply-add counts as 2 FLOPs; a bias add, 1 FLOP per output element.
-- Point-wise ops count the elementary operations per output element listed in
-  ``POINTWISE_FLOPS`` (a transcendental such as ``exp`` counts as one).
+- Conv: ``2 * C_in/groups * prod(kernel)`` per output element (+1 with a bias); dilation
+  and stride change the output size only. ConvTranspose: ``2 * C_out/groups *
+  prod(kernel)`` per *input* element (+1 per output element with a bias).
+- Gemm / MatMul: ``2 * K`` per output element (K from ``transA`` for Gemm; batch
+  dimensions are in the output count), +1 per output element for a Gemm bias ``C``.
+- BatchNormalization / InstanceNormalization: 2 per output element (a scale and a shift
+  once folded); LayerNormalization: 8.
+- LRN: ``2 * size + 4`` per output element (``size`` squares and adds, then a multiply
+  by alpha/size, the bias add, the power and the division).
 - Pooling counts one operation per window element per output; global pooling one per
-  input element. Data movement (Reshape, Transpose, Concat, ...) is 0 FLOPs.
+  input element; reductions one per input element. Softmax and LogSoftmax: 5 per
+  element (max, subtract, exp, sum, divide).
+- Point-wise ops count the elementary operations per output element listed in
+  ``POINTWISE_FLOPS`` (a transcendental such as ``exp`` counts as one); the variadic
+  Max/Min/Sum/Mean count one per extra input (Mean one more for the division).
+- Data movement (Reshape, Flatten, Transpose, Dropout, Identity, Concat, Split, ...) is
+  0 FLOPs.
 - Bytes read are all inputs (activations and weights); bytes written are all outputs.
   A size is None when a shape or dtype is unknown.
 - Ops not listed get bytes and ``flops=None`` with a note saying FLOPs are unknown;
@@ -16,6 +29,8 @@ Conventions (the unit tests compute the same numbers by hand):
 >>> x = Tensor("x", (1, 8, 4, 4), "float32")
 >>> node_cost("Relu", {}, [x], [Tensor("y", (1, 8, 4, 4), "float32")]).flops
 128
+>>> node_cost("NonMaxSuppression", {}, [x], [None])
+Cost(flops=None, bytes_read=512, bytes_written=0, note='FLOPs unknown for NonMaxSuppression')
 """
 
 from __future__ import annotations
@@ -23,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fusionlab import ops
 
@@ -57,10 +72,19 @@ POINTWISE_FLOPS: Mapping[str, int] = {
     "Mean": 1, "Sum": 1, "Where": 1, "Equal": 1, "Greater": 1, "Less": 1, "And": 1, "Or": 1,
     "Not": 1, "Cast": 0,
 }
-"""Elementary operations per output element for point-wise ops."""
+"""Elementary operations per output element for point-wise ops (two inputs for binary)."""
 
+VARIADIC = frozenset({"Max", "Min", "Sum", "Mean"})
 ZERO_FLOP = ops.DATA_MOVEMENT | {"Concat", "Split"}
 SOFTMAX_FLOPS_PER_ELEMENT = 5  # max, subtract, exp, sum, divide
+LRN_EXTRA_FLOPS = 4  # after the size squares and adds: * alpha/size, + bias, pow, divide
+
+
+class _Unknown:
+    """Marks an op the cost model does not know (as opposed to unknown shapes)."""
+
+
+_UNKNOWN: Final = _Unknown()
 
 
 def _numel(t: Tensor | None) -> int | None:
@@ -81,55 +105,67 @@ def _sum_bytes(ts: Sequence[Tensor | None]) -> int | None:
 
 def _ints(attrs: Mapping[str, Any], key: str) -> tuple[int, ...]:
     value = attrs.get(key, ())
-    return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else ()
+    return tuple(int(v) for v in value) if isinstance(value, tuple | list) else ()
 
 
-def _kernel(attrs: Mapping[str, Any], weight: Tensor | None) -> tuple[int, ...] | None:
-    k = _ints(attrs, "kernel_shape")
-    if k:
-        return k
-    if weight is not None and weight.shape is not None and all(isinstance(d, int) for d in weight.shape):
-        return tuple(int(d) for d in weight.shape[2:])  # type: ignore[arg-type]
-    return None
+def _known_shape(t: Tensor | None) -> tuple[int, ...] | None:
+    if t is None or t.shape is None:
+        return None
+    dims = tuple(d for d in t.shape if isinstance(d, int))
+    return dims if len(dims) == len(t.shape) else None
 
 
-def _flops(op: str, attrs: Mapping[str, Any], ins: Sequence[Tensor | None], outs: Sequence[Tensor | None]) -> int | None:
-    out = _numel(outs[0]) if outs else None
+def _kernel(attrs: Mapping[str, Any], weight_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return _ints(attrs, "kernel_shape") or weight_shape[2:]
+
+
+def _has(ins: Sequence[Tensor | None], i: int) -> bool:
+    return len(ins) > i and ins[i] is not None
+
+
+def _conv(
+    op: str, attrs: Mapping[str, Any], ins: Sequence[Tensor | None], out: int | None
+) -> int | None:
+    w = _known_shape(ins[1]) if len(ins) > 1 else None
+    if out is None or w is None or len(w) < 2:
+        return None
+    bias = out if _has(ins, 2) else 0
+    # Conv W: (C_out, C_in/groups, k...); ConvTranspose W: (C_in, C_out/groups, k...)
+    per_element = 2 * w[1] * math.prod(_kernel(attrs, w))
     if op == "Conv":
-        w = ins[1] if len(ins) > 1 else None
-        k = _kernel(attrs, w)
-        if out is None or w is None or w.shape is None or k is None or not isinstance(w.shape[1], int):
-            return None
-        per_output = 2 * int(w.shape[1]) * math.prod(k)  # C_in / groups * kernel, multiply-add = 2
-        bias = out if len(ins) > 2 and ins[2] is not None else 0
-        return out * per_output + bias
-    if op == "ConvTranspose":
-        x, w = (ins[0], ins[1]) if len(ins) > 1 else (None, None)
-        xin = _numel(x)
-        k = _kernel(attrs, w)
-        if xin is None or w is None or w.shape is None or k is None or not isinstance(w.shape[1], int) or out is None:
-            return None
-        # every input element is multiplied into C_out/groups x kernel outputs
-        per_input = 2 * int(w.shape[1]) * math.prod(k)
-        bias = out if len(ins) > 2 and ins[2] is not None else 0
-        return xin * per_input + bias
+        return out * per_element + bias
+    xin = _numel(ins[0])
+    return None if xin is None else xin * per_element + bias
+
+
+def _gemm(
+    op: str, attrs: Mapping[str, Any], ins: Sequence[Tensor | None], out: int | None
+) -> int | None:
+    a = ins[0] if ins else None
+    if out is None or a is None or not a.shape:
+        return None
+    k_dim = a.shape[0] if op == "Gemm" and attrs.get("transA", 0) else a.shape[-1]
+    if not isinstance(k_dim, int):
+        return None
+    bias = out if op == "Gemm" and _has(ins, 2) else 0
+    return 2 * out * k_dim + bias
+
+
+def _flops(
+    op: str, attrs: Mapping[str, Any], ins: Sequence[Tensor | None], outs: Sequence[Tensor | None]
+) -> int | _Unknown | None:
+    out = _numel(outs[0]) if outs else None
+    if op in ("Conv", "ConvTranspose"):
+        return _conv(op, attrs, ins, out)
     if op in ("Gemm", "MatMul"):
-        a = ins[0] if ins else None
-        if out is None or a is None or a.shape is None or not a.shape:
-            return None
-        k_dim = a.shape[0] if op == "Gemm" and attrs.get("transA", 0) else a.shape[-1]
-        if not isinstance(k_dim, int):
-            return None
-        bias = out if op == "Gemm" and len(ins) > 2 and ins[2] is not None else 0
-        return 2 * out * k_dim + bias
-    if op == "BatchNormalization" or op == "InstanceNormalization":
+        return _gemm(op, attrs, ins, out)
+    if op in ("BatchNormalization", "InstanceNormalization"):
         return None if out is None else 2 * out  # x * scale + shift once folded
     if op == "LayerNormalization":
         return None if out is None else 8 * out
     if op == "LRN":
         size = int(attrs.get("size", 5))
-        # square and sum over `size` channels, then scale, pow and divide
-        return None if out is None else out * (2 * size + 3)
+        return None if out is None else out * (2 * size + LRN_EXTRA_FLOPS)
     if op in ("MaxPool", "AveragePool", "LpPool"):
         k = _ints(attrs, "kernel_shape")
         return None if out is None or not k else out * math.prod(k)
@@ -139,11 +175,16 @@ def _flops(op: str, attrs: Mapping[str, Any], ins: Sequence[Tensor | None], outs
         return None if out is None else SOFTMAX_FLOPS_PER_ELEMENT * out
     if op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2"):
         return _numel(ins[0]) if ins else None
+    if op in VARIADIC:
+        if out is None:
+            return None
+        extra = max(1, sum(1 for t in ins if t is not None) - 1)
+        return out * (extra + (1 if op == "Mean" else 0))
     if op in POINTWISE_FLOPS:
         return None if out is None else POINTWISE_FLOPS[op] * out
     if op in ZERO_FLOP:
         return 0
-    raise KeyError(op)
+    return _UNKNOWN
 
 
 def node_cost(
@@ -152,13 +193,20 @@ def node_cost(
     inputs: Sequence[Tensor | None],
     outputs: Sequence[Tensor | None],
 ) -> Cost:
-    """FLOPs and bytes of one node from its attributes and its tensors' shapes."""
+    """FLOPs and bytes of one node from its attributes and its tensors' shapes.
+
+    ``inputs``/``outputs`` hold None for an omitted optional tensor.
+
+    >>> from fusionlab.graph import Tensor
+    >>> x, w = Tensor("x", (1, 4, 8, 8), "float32"), Tensor("w", (16, 4, 3, 3), "float32")
+    >>> node_cost("Conv", {"pads": (1, 1, 1, 1)}, [x, w], [Tensor("y", (1, 16, 8, 8), "float32")])
+    Cost(flops=73728, bytes_read=3328, bytes_written=4096, note='')
+    """
     read, written = _sum_bytes(inputs), _sum_bytes(outputs)
     if op in ops.OPAQUE:
         return Cost(None, read, written, f"{op} is opaque: its body is not analysed")
-    try:
-        flops = _flops(op, attrs, inputs, outputs)
-    except KeyError:
+    flops = _flops(op, attrs, inputs, outputs)
+    if isinstance(flops, _Unknown):
         return Cost(None, read, written, f"FLOPs unknown for {op}")
     note = "" if flops is not None else "FLOPs unknown: shapes not inferred"
     return Cost(flops, read, written, note)

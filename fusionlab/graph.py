@@ -216,7 +216,7 @@ class Graph:
     def __contains__(self, name: object) -> bool:
         return name in self.nx
 
-    @property
+    @functools.cached_property
     def output_names(self) -> frozenset[str]:
         """Names of the graph's output tensors."""
         return frozenset(t.name for t in self.outputs)
@@ -254,6 +254,7 @@ def dtype_size(dtype: str) -> int:
         return 1  # float8 variants and other one-byte formats numpy does not name
 
 
+@functools.lru_cache(maxsize=64)
 def _dtype_name(elem_type: int) -> str | None:
     if elem_type == onnx.TensorProto.UNDEFINED:
         return None

@@ -41,12 +41,28 @@ PASS_THROUGH_OPS = frozenset({"Dropout", "Identity", "Flatten", "Reshape", "Sque
 """Ops whose elimination makes their output an alias of their first input."""
 
 _KINDS: Mapping[str, str] = {
-    "Conv": "Convolution", "ConvTranspose": "Deconvolution", "Gemm": "FullyConnected",
-    "MatMul": "MatrixMultiply", "BatchNormalization": "Scale", "LRN": "LRN",
-    "Softmax": "SoftMax", "LogSoftmax": "SoftMax", "Concat": "Concatenation", "Pad": "Padding",
-    "Slice": "Slice", "Gather": "Gather", "Constant": "Constant", "Cast": "Cast",
-    "Resize": "Resize", "Upsample": "Resize", "If": "Conditional", "Loop": "Loop", "Scan": "Loop",
-    "TopK": "TopK", "Shape": "Shape", "Split": "Slice",
+    "Conv": "Convolution",
+    "ConvTranspose": "Deconvolution",
+    "Gemm": "FullyConnected",
+    "MatMul": "MatrixMultiply",
+    "BatchNormalization": "Scale",
+    "LRN": "LRN",
+    "Softmax": "SoftMax",
+    "LogSoftmax": "SoftMax",
+    "Concat": "Concatenation",
+    "Pad": "Padding",
+    "Slice": "Slice",
+    "Gather": "Gather",
+    "Constant": "Constant",
+    "Cast": "Cast",
+    "Resize": "Resize",
+    "Upsample": "Resize",
+    "If": "Conditional",
+    "Loop": "Loop",
+    "Scan": "Loop",
+    "TopK": "TopK",
+    "Shape": "Shape",
+    "Split": "Slice",
 }
 
 
@@ -60,7 +76,10 @@ def kind_of(op: str) -> str:
         return _KINDS[op]
     fam = ops.family(op)
     return {
-        "activation": "Activation", "pool": "Pooling", "shuffle": "Shuffle", "reduce": "Reduce",
+        "activation": "Activation",
+        "pool": "Pooling",
+        "shuffle": "Shuffle",
+        "reduce": "Reduce",
         "norm": "Normalization",
     }.get(fam, "ElementWise" if op in ops.BINARY else "Unary" if op in ops.UNARY else op)
 
@@ -68,12 +87,25 @@ def kind_of(op: str) -> str:
 def initial_plan(graph: Graph, *, target: str | None = None, precision: str = "fp32") -> Plan:
     """The unfused plan: one layer per ONNX node, in topological order."""
     layers = tuple(
-        Layer(n.name, kind_of(n.op), (n.name,), UNFUSED, inputs=tuple(t for t in n.inputs if t),
-              outputs=tuple(t for t in n.outputs if t))
+        Layer(
+            n.name,
+            kind_of(n.op),
+            (n.name,),
+            UNFUSED,
+            inputs=tuple(t for t in n.inputs if t),
+            outputs=tuple(t for t in n.outputs if t),
+        )
         for n in graph.nodes()
     )
-    return Plan(layers=layers, eliminated={}, source="predicted", target=target,
-                precision=precision, batch=graph.batch, model=graph.name)
+    return Plan(
+        layers=layers,
+        eliminated={},
+        source="predicted",
+        target=target,
+        precision=precision,
+        batch=graph.batch,
+        model=graph.name,
+    )
 
 
 class Work:
@@ -295,7 +327,9 @@ class Work:
             if self.layers[i] is None or self.layer(i).inserted:
                 continue  # merged away, or an engine-made layer that keeps its tensors
             self.layers[i] = replace(
-                self.layer(i), inputs=tuple(self.external_inputs(i)), outputs=tuple(self.external_outputs(i))
+                self.layer(i),
+                inputs=tuple(self.external_inputs(i)),
+                outputs=tuple(self.external_outputs(i)),
             )
         layers: list[Layer] = []
         for i in self.live():

@@ -4,7 +4,8 @@ A :class:`Plan` groups ONNX node names into :class:`Layer` values and names the 
 that disappear (``eliminated``). Layers the engine adds itself (reformats, copies) have
 no nodes. A plan serializes to fusionlab's versioned JSON (schema ``fusionlab.plan/1``).
 
->>> p = Plan(layers=(Layer("Conv_0 + Relu_1", "Convolution", ("Conv_0", "Relu_1"), "fuse_conv_activation"),),
+>>> conv = Layer("Conv_0 + Relu_1", "Convolution", ("Conv_0", "Relu_1"), "fuse_conv_activation")
+>>> p = Plan(layers=(conv,),
 ...          eliminated={"Flatten_2": "absorbed into the following fully connected layer"})
 >>> p.layer_of("Relu_1").name
 'Conv_0 + Relu_1'
@@ -123,38 +124,69 @@ def _strs(value: Any, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _str(value: Any, what: str, default: str | None) -> str | None:
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise FusionlabError(f"plan JSON: {what} must be a string")
+    return value
+
+
+def _number(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FusionlabError(f"plan JSON: {what} must be a number")
+    return float(value)
+
+
 def plan_from_dict(data: Any) -> Plan:
-    """Read a ``fusionlab.plan/1`` document; raises FusionlabError when it is not one."""
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise FusionlabError(f"plan JSON: expected schema {SCHEMA!r}")
+    """Read a ``fusionlab.plan/1`` document; raises FusionlabError when it is not one.
+
+    >>> plan_from_dict({"schema": "fusionlab.plan/9", "layers": [], "eliminated": {}})
+    Traceback (most recent call last):
+    ...
+    fusionlab.errors.FusionlabError: plan JSON: expected schema 'fusionlab.plan/1', \
+got 'fusionlab.plan/9'
+    """
+    if not isinstance(data, dict):
+        raise FusionlabError(f"plan JSON: expected an object with schema {SCHEMA!r}")
+    if data.get("schema") != SCHEMA:
+        raise FusionlabError(
+            f"plan JSON: expected schema {SCHEMA!r}, got {data.get('schema')!r}"
+        )
     if not isinstance(data.get("layers"), list) or not isinstance(data.get("eliminated"), dict):
         raise FusionlabError("plan JSON: 'layers' must be a list and 'eliminated' an object")
     layers = []
     for i, raw in enumerate(data["layers"]):
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise FusionlabError(f"plan JSON: layer {i} has no name")
-        time_ms = raw.get("time_ms")
         layers.append(
             Layer(
                 name=raw["name"],
-                kind=str(raw.get("kind", "")),
+                kind=_str(raw.get("kind"), f"layer {i} kind", "") or "",
                 nodes=_strs(raw.get("nodes", []), f"layer {i} nodes"),
-                rule=str(raw.get("rule", "")),
+                rule=_str(raw.get("rule"), f"layer {i} rule", "") or "",
                 absorbed=_strs(raw.get("absorbed", []), f"layer {i} absorbed"),
                 inputs=_strs(raw.get("inputs", []), f"layer {i} inputs"),
                 outputs=_strs(raw.get("outputs", []), f"layer {i} outputs"),
-                time_ms=float(time_ms) if time_ms is not None else None,
+                time_ms=_number(raw.get("time_ms"), f"layer {i} time_ms"),
             )
         )
+    eliminated = data["eliminated"]
+    if not all(isinstance(v, str) for v in eliminated.values()):
+        raise FusionlabError("plan JSON: 'eliminated' must map node names to reasons (strings)")
     batch = data.get("batch")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)):
+        raise FusionlabError("plan JSON: batch must be a whole number or null")
     return Plan(
         layers=tuple(layers),
-        eliminated={str(k): str(v) for k, v in data["eliminated"].items()},
-        source=str(data.get("source", "")),
-        target=data.get("target"),
-        precision=str(data.get("precision", "fp32")),
-        batch=int(batch) if batch is not None else None,
-        model=data.get("model"),
+        eliminated=dict(eliminated),
+        source=_str(data.get("source"), "source", "") or "",
+        target=_str(data.get("target"), "target", None),
+        precision=_str(data.get("precision"), "precision", "fp32") or "fp32",
+        batch=batch,
+        model=_str(data.get("model"), "model", None),
     )
 
 
@@ -163,5 +195,7 @@ def plan_from_json(text: str) -> Plan:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FusionlabError(f"plan JSON: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise FusionlabError(
+            f"plan JSON: not valid JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
     return plan_from_dict(data)

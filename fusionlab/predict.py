@@ -25,7 +25,13 @@ from dataclasses import dataclass
 import networkx as nx
 
 from fusionlab.graph import Graph
-from fusionlab.partition import CycleError, initial_plan, is_topological, quotient, topological_layers
+from fusionlab.partition import (
+    CycleError,
+    initial_plan,
+    is_topological,
+    quotient,
+    topological_layers,
+)
 from fusionlab.passes import PASSES, Context, Rejection
 from fusionlab.plan import Layer, Plan
 from fusionlab.targets import PRECISIONS, Target, get
@@ -79,7 +85,9 @@ class Prediction:
         if node in plan.eliminated:
             lines.append(f"{node}: eliminated — {plan.eliminated[node]}")
         elif layer is not None:
-            lines.append(f"{node}: in layer {layer.name!r} ({layer.kind}), formed by rule {layer.rule!r}")
+            lines.append(
+                f"{node}: in layer {layer.name!r} ({layer.kind}), formed by rule {layer.rule!r}"
+            )
         for stage in self.stages[1:]:
             for formed in stage.formed:
                 if node in formed.nodes and formed.rule == stage.name:
@@ -135,9 +143,13 @@ def run_passes(graph: Graph, start: Plan, target: Target, precision: str) -> tup
         problem = check_plan(graph, new)
         if problem is not None:
             ran = ", ".join(s.name for s in stages[1:]) or "none"
-            raise PassInvariantError(f"pass {name!r} broke the plan ({problem}); passes before it: {ran}")
+            raise PassInvariantError(
+                f"pass {name!r} broke the plan ({problem}); passes before it: {ran}"
+            )
         before = {id(layer) for layer in plan.layers}
-        formed = tuple(layer for layer in new.layers if id(layer) not in before and layer.rule == name)
+        formed = tuple(
+            layer for layer in new.layers if id(layer) not in before and layer.rule == name
+        )
         stages.append(Stage(name, new, formed, tuple(ctx.rejections)))
         plan = new
     return tuple(stages)

@@ -1,6 +1,7 @@
 """Measured times: per-layer (as ``trtexec --exportProfile``) and end-to-end statistics.
 
->>> p = Profile(layers=(LayerTime("Conv_0 + Relu_1", 0.5, 0.5, 0.5, 80.0), LayerTime("MaxPool_2", 0.125, 0.125, 0.125, 20.0)))
+>>> p = Profile(layers=(LayerTime("Conv_0 + Relu_1", 0.5, 0.5, 0.5, 80.0),
+...                    LayerTime("MaxPool_2", 0.125, 0.125, 0.125, 20.0)))
 >>> p.total_ms
 0.625
 >>> p.time_of("MaxPool_2")

@@ -46,13 +46,24 @@ def passes_markdown() -> str:
     ]
     for t in TARGETS.values():
         default = " (default)" if t.name == DEFAULT else ""
-        out.append(f"| `{t.name}`{default} | {t.versions} | {', '.join(f'`{p}`' for p in t.passes)} |")
-    out += ["", "### What each target fuses into a convolution", "",
-            "| target | fp32 | fp16 | int8 | point-wise epilogue | horizontal merge |", "|---|---|---|---|---|---|"]
+        out.append(
+            f"| `{t.name}`{default} | {t.versions} | {', '.join(f'`{p}`' for p in t.passes)} |"
+        )
+    out += [
+        "",
+        "### What each target fuses into a convolution",
+        "",
+        "| target | fp32 | fp16 | int8 | point-wise epilogue | horizontal merge |",
+        "|---|---|---|---|---|---|",
+    ]
     for t in TARGETS.values():
         acts = [", ".join(sorted(t.activations_for(p))) for p in ("fp32", "fp16", "int8")]
         epi = ", ".join(sorted(t.conv_pointwise)) or "no"
-        horiz = ("1x1 only" if t.horizontal_kernels == "1x1" else "any kernel") if "merge_siblings" in t.passes else "no"
+        horiz = (
+            ("1x1 only" if t.horizontal_kernels == "1x1" else "any kernel")
+            if "merge_siblings" in t.passes
+            else "no"
+        )
         out.append(f"| `{t.name}` | {acts[0]} | {acts[1]} | {acts[2]} | {epi} | {horiz} |")
     for t in TARGETS.values():
         out += ["", f"### `{t.name}` — {t.description}", ""]

@@ -23,17 +23,20 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def _is_number(v: Any) -> bool:
+    """Numbers (and None, shown as ``-``) are right-aligned."""
+    return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Columns padded to their widest cell; numbers right-aligned, text left-aligned."""
     cells = [[_cell(v) for v in row] for row in rows]
-    numeric = [
-        all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) or r[i] is None for r in rows) and rows
-        for i in range(len(header))
-    ]
+    numeric = [bool(rows) and all(_is_number(r[i]) for r in rows) for i in range(len(header))]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
 
     def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))]
+        pairs = enumerate(zip(values, widths, strict=True))
+        parts = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in pairs]
         return "  ".join(parts).rstrip()
 
     out = [line(list(header)), "  ".join("-" * w for w in widths)]

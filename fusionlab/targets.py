@@ -115,14 +115,18 @@ _MODERN_SOURCES = {
     "BatchNorm folded as Convolution + Scale": f"{GUIDE8}: Convolution and Scale; {RECORDS}",
     "Conv + residual Add (+ activation)": f"{GUIDE8}: Convolution and ElementWise (no broadcast); {RECORDS}",
     "Relu and Clip fuse into convolutions at every precision": f"{GUIDE8}: Convolution and ReLU / Clip",
-    "LeakyRelu, GELU, Sigmoid, Tanh fuse only at reduced precision": f"{LEAKY}; {GUIDE8}: Convolution and GELU (FP16/INT8)",
+    "LeakyRelu, GELU, Sigmoid, Tanh fuse only at reduced precision": (
+        f"{LEAKY}; {GUIDE8}: Convolution and GELU (FP16/INT8)"
+    ),
     "PWN point-wise fusion": f"{GUIDE8}: PointWise Fusion; NVIDIA/TensorRT#2525 ('PWN means point-wise node')",
     "point-wise epilogue joins a convolution at reduced precision only": GENERIC,
     "Padding folded into a convolution": f"{GUIDE8}: Padding and Convolution/Deconvolution",
     "Scale + activation": f"{GUIDE8}: Scale and Activation",
     "horizontal merge of same-input convolutions of any kernel size": HORIZONTAL_8,
     "concat elimination with copies": CONCAT,
-    "Flatten before Gemm absorbed; Dropout removed": f"{RECORDS} (Flatten_47); onnx-tensorrt importer (Dropout is an identity)",
+    "Flatten before Gemm absorbed; Dropout removed": (
+        f"{RECORDS} (Flatten_47); onnx-tensorrt importer (Dropout is an identity)"
+    ),
 }
 _MODERN_DIFFERENCES = (
     f"adds Conv + residual Add fusion ({GUIDE8}: Convolution and ElementWise; {RECORDS})",
@@ -160,7 +164,9 @@ TARGETS: Mapping[str, Target] = {
         Target(
             name="trt8",
             versions="TensorRT 8.x",
-            description="TensorRT 8: residual add, point-wise (PWN) and horizontal fusion; checked against recorded engines",
+            description=(
+                "TensorRT 8: residual add, point-wise (PWN) and horizontal fusion; checked against recorded engines"
+            ),
             passes=_MODERN_PASSES,
             conv_activations=_MODERN_ACTIVATIONS,
             activation_producers=frozenset({"Conv", "ConvTranspose", "Gemm"}),
@@ -180,7 +186,10 @@ TARGETS: Mapping[str, Target] = {
             pointwise_ops=_POINTWISE,
             conv_pointwise=frozenset({"fp16", "bf16", "int8"}),
             horizontal_kernels="any",
-            sources={**_MODERN_SOURCES, "same rules as 8.x": f"{CATALOG} (latest catalog lists the 8.x rules)"},
+            sources={
+                **_MODERN_SOURCES,
+                "same rules as 8.x": f"{CATALOG} (latest catalog lists the 8.x rules)",
+            },
             differences=(*_MODERN_DIFFERENCES, "no documented fusion change from trt8"),
         ),
         Target(

@@ -14,7 +14,9 @@ from fusionlab.predict import predict
 from tests.passes.conftest import groups
 
 RECORDS = Path(__file__).resolve().parents[2] / "shared" / "records" / "trex-resnet18-a100"
-needs_records = pytest.mark.skipif(not RECORDS.is_dir(), reason=f"recorded engines not found at {RECORDS}")
+needs_records = pytest.mark.skipif(
+    not RECORDS.is_dir(), reason=f"recorded engines not found at {RECORDS}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,9 @@ def test_resnet18_trt8_matches_recorded_engine(resnet18: Graph, precision: str) 
     assert len(engine) == 23
     predicted = predict(resnet18, "trt8", precision).plan
     matched = [s for s in engine if s in groups(predicted)]
-    assert len(matched) == 23, f"unmatched engine layers: {[sorted(s) for s in engine if s not in matched]}"
+    assert len(matched) == 23, (
+        f"unmatched engine layers: {[sorted(s) for s in engine if s not in matched]}"
+    )
     assert len(groups(predicted)) == 23
     assert "Flatten_47" in predicted.eliminated and "Flatten_47" in actual.eliminated
     assert frozenset({"Conv_16", "Add_17", "Relu_18"}) in groups(predicted)
@@ -58,7 +62,9 @@ def test_inception3a_classic(inception3a: Graph) -> None:
     assert {p + "3x3", p + "3x3/bn", p + "relu_3x3"} == _layer_with(got, p + "3x3")
     assert {p + "5x5", p + "5x5/bn", p + "relu_5x5"} == _layer_with(got, p + "5x5")
     assert {p + "pool"} == _layer_with(got, p + "pool")
-    assert {p + "pool_proj", p + "pool_proj/bn", p + "relu_pool_proj"} == _layer_with(got, p + "pool_proj")
+    assert {p + "pool_proj", p + "pool_proj/bn", p + "relu_pool_proj"} == _layer_with(
+        got, p + "pool_proj"
+    )
     assert p + "output" in plan.eliminated
     copies = [layer for layer in plan.layers if layer.inserted]
     assert [c.name for c in copies] == [p + "relu_1x1 copy"] and copies[0].kind == "Copy"
@@ -86,7 +92,9 @@ def test_graph_output_breaks_fusion_through_it() -> None:
     plain = groups(predict(load(model, batch=1), "trt8").plan)
     assert frozenset({"Conv_5", "Add_6", "Relu_7"}) in plain
     assert frozenset({"Conv_0", "Relu_1"}) in plain
-    cut = groups(predict(load(_with_output(_with_output(model, conv5_out), conv0_out), batch=1), "trt8").plan)
+    cut = groups(
+        predict(load(_with_output(_with_output(model, conv5_out), conv0_out), batch=1), "trt8").plan
+    )
     assert frozenset({"Conv_5"}) in cut and frozenset({"Conv_0"}) in cut
     assert frozenset({"Relu_1"}) in cut
 

@@ -72,7 +72,9 @@ def _reordered(model: onnx.ModelProto, seed: int) -> onnx.ModelProto:
     producer = {o: i for i, nd in enumerate(nodes) for o in nd.output}
     dg = nx.DiGraph()
     dg.add_nodes_from(range(len(nodes)))
-    dg.add_edges_from((producer[t], i) for i, nd in enumerate(nodes) for t in nd.input if t in producer)
+    dg.add_edges_from(
+        (producer[t], i) for i, nd in enumerate(nodes) for t in nd.input if t in producer
+    )
     rng = random.Random(seed)
     order = list(nx.lexicographical_topological_sort(dg, key=lambda _: rng.random()))
     del m.graph.node[:]
@@ -91,7 +93,9 @@ def test_partition_acyclic_idempotent(net: Net, target: str, precision: str) -> 
     plan = prediction.plan
     assert check_plan(g, plan) is None
     again = run_passes(g, plan, prediction.target, precision)[-1].plan
-    assert [(layer.name, layer.nodes) for layer in again.layers] == [(layer.name, layer.nodes) for layer in plan.layers]
+    assert [(layer.name, layer.nodes) for layer in again.layers] == [
+        (layer.name, layer.nodes) for layer in plan.layers
+    ]
     assert dict(again.eliminated) == dict(plan.eliminated)
 
 

@@ -10,7 +10,9 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "fusion-rules.md"
 
 
 def test_committed_rules_doc_is_current() -> None:
-    assert DOC.read_text() == passes_markdown(), "run: fusionlab passes --markdown > docs/fusion-rules.md"
+    assert DOC.read_text() == passes_markdown(), (
+        "run: fusionlab passes --markdown > docs/fusion-rules.md"
+    )
 
 
 def test_every_rule_documented_with_conditions_and_source() -> None:

@@ -28,7 +28,7 @@ def summary(g: Graph) -> dict[str, Any]:
         "batch": g.batch,
         "opset": g.opset,
         "nodes": len(g),
-        "ops": dict(sorted(Counter(n.op for n in g.nodes()).items(), key=lambda kv: (-kv[1], kv[0]))),
+        "ops": dict(sorted(Counter(n.op for n in g.nodes()).items(), key=_by_count)),
         "parameters": sum(w.numel or 0 for w in g.weights.values()),
         "flops": sum(f for f in flops if f is not None),
         "flops_unknown_ops": unknown,
@@ -37,8 +37,13 @@ def summary(g: Graph) -> dict[str, Any]:
     }
 
 
+def _by_count(kv: tuple[str, int]) -> tuple[int, str]:
+    return (-kv[1], kv[0])
+
+
 def _tensor(t: Tensor) -> dict[str, Any]:
-    return {"name": t.name, "shape": list(t.shape) if t.shape is not None else None, "dtype": t.dtype}
+    shape = list(t.shape) if t.shape is not None else None
+    return {"name": t.name, "shape": shape, "dtype": t.dtype}
 
 
 def node_rows(g: Graph) -> list[dict[str, Any]]:
@@ -50,7 +55,7 @@ def node_rows(g: Graph) -> list[dict[str, Any]]:
             {
                 "name": n.name,
                 "op": n.op,
-                "output_shape": list(out.shape) if out is not None and out.shape is not None else None,
+                "output_shape": None if out is None or out.shape is None else list(out.shape),
                 "flops": n.cost.flops,
                 "bytes_read": n.cost.bytes_read,
                 "bytes_written": n.cost.bytes_written,
@@ -72,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
             info["node_table"] = node_rows(g)
         emit_json(info, None)
         return 0
-    print(f"model   {info['model']}  (opset {info['opset']}, {info['nodes']} nodes, batch {info['batch'] or 'as in file'})")
+    batch = info["batch"] or "as in file"
+    print(f"model   {info['model']}  (opset {info['opset']}, {info['nodes']} nodes, batch {batch})")
     print(f"params  {info['parameters']:,}")
-    note = f"  (FLOPs unknown for: {', '.join(unknown)})" if (unknown := info["flops_unknown_ops"]) else ""
+    unknown = info["flops_unknown_ops"]
+    note = f"  (FLOPs unknown for: {', '.join(unknown)})" if unknown else ""
     print(f"FLOPs   {human(info['flops'], 'FLOP')}{note}")
     for kind in ("inputs", "outputs"):
         for t in info[kind]:
@@ -83,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(["op", "count"], list(info["ops"].items())))
     if args.nodes:
         print()
-        rows = [[r["name"], r["op"], _shape(r["output_shape"]), r["flops"], r["bytes_read"], r["bytes_written"]]
-                for r in node_rows(g)]
-        print(format_table(["node", "op", "output", "FLOPs", "bytes read", "bytes written"], rows))
+        header = ["node", "op", "output", "FLOPs", "bytes read", "bytes written", "note"]
+        rows = [
+            [r["name"], r["op"], _shape(r["output_shape"]), r["flops"], r["bytes_read"],
+             r["bytes_written"], r["note"]]
+            for r in node_rows(g)
+        ]
+        print(format_table(header, rows))
     return 0

@@ -14,7 +14,11 @@ from fusionlab.targets import TARGETS
 
 def register(sub: Any) -> None:
     p = sub.add_parser("passes", help="list the fusion rules and the targets that use them")
-    p.add_argument("--markdown", action="store_true", help="print docs/fusion-rules.md (the generated reference)")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print docs/fusion-rules.md (the generated reference)",
+    )
     p.set_defaults(run=run)
 
 
@@ -22,10 +26,16 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         sys.stdout.write(passes_markdown())
         return 0
-    rows = [[name, ", ".join(t.name for t in TARGETS.values() if name in t.passes), len(m.CONDITIONS)]
-            for name, m in PASSES.items()]
+    rows = [
+        [name, ", ".join(t.name for t in TARGETS.values() if name in t.passes), len(m.CONDITIONS)]
+        for name, m in PASSES.items()
+    ]
     print(format_table(["rule", "targets", "conditions"], rows))
     print()
-    print(format_table(["target", "TensorRT", "description"],
-                       [[t.name, t.versions, t.description] for t in TARGETS.values()]))
+    print(
+        format_table(
+            ["target", "TensorRT", "description"],
+            [[t.name, t.versions, t.description] for t in TARGETS.values()],
+        )
+    )
     return 0

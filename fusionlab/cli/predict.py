@@ -18,18 +18,35 @@ from fusionlab.targets import DEFAULT, PRECISIONS, TARGETS
 
 def add_target_args(p: argparse.ArgumentParser) -> None:
     """``--target`` and ``--precision``."""
-    p.add_argument("--target", default=DEFAULT, choices=list(TARGETS), help=f"TensorRT ruleset (default {DEFAULT})")
-    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="build precision (default fp32)")
+    p.add_argument(
+        "--target",
+        default=DEFAULT,
+        choices=list(TARGETS),
+        help=f"TensorRT ruleset (default {DEFAULT})",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=list(PRECISIONS),
+        help="build precision (default fp32)",
+    )
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("predict", help="predict TensorRT's engine layers (fusions) for a model")
     add_model_args(p)
     add_target_args(p)
-    p.add_argument("--json", metavar="FILE", help="write the plan as fusionlab.plan/1 JSON ('-' for stdout)")
+    p.add_argument(
+        "--json", metavar="FILE", help="write the plan as fusionlab.plan/1 JSON ('-' for stdout)"
+    )
     p.add_argument("--stages", action="store_true", help="show what each pass formed, in order")
-    p.add_argument("--explain", metavar="NODE", action="append", default=[],
-                   help="say which rule took NODE and why other rules did not (repeatable)")
+    p.add_argument(
+        "--explain",
+        metavar="NODE",
+        action="append",
+        default=[],
+        help="say which rule took NODE and why other rules did not (repeatable)",
+    )
     p.set_defaults(run=run)
 
 
@@ -49,8 +66,10 @@ def plan_table(plan: Plan) -> str:
 def summary_line(plan: Plan, nodes: int) -> str:
     """``N ONNX nodes -> M layers (E eliminated, C inserted)``."""
     inserted = sum(1 for layer in plan.layers if layer.inserted)
-    return (f"{nodes} ONNX nodes -> {len(plan.layers)} layers "
-            f"({len(plan.eliminated)} eliminated, {inserted} inserted by the engine)")
+    return (
+        f"{nodes} ONNX nodes -> {len(plan.layers)} layers "
+        f"({len(plan.eliminated)} eliminated, {inserted} inserted by the engine)"
+    )
 
 
 def stages_text(prediction: Prediction) -> str:
@@ -60,8 +79,12 @@ def stages_text(prediction: Prediction) -> str:
         if stage.name == "original":
             out.append(f"original: {len(stage.plan.layers)} layers (one per ONNX node)")
             continue
-        gone = len(stage.plan.eliminated) - len(prediction.stages[prediction.stages.index(stage) - 1].plan.eliminated)
-        out.append(f"{stage.name}: {len(stage.plan.layers)} layers, formed {len(stage.formed)}, eliminated {gone}")
+        gone = len(stage.plan.eliminated) - len(
+            prediction.stages[prediction.stages.index(stage) - 1].plan.eliminated
+        )
+        out.append(
+            f"{stage.name}: {len(stage.plan.layers)} layers, formed {len(stage.formed)}, eliminated {gone}"
+        )
         out.extend(f"    {layer.name}" for layer in stage.formed)
     return "\n".join(out)
 
@@ -76,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
             return 0
         write_atomic(args.json, text, protect=[args.model])
-    print(f"{g.name}: target {args.target} ({prediction.target.versions}), {args.precision}, "
-          f"batch {g.batch or 'as in file'}")
+    print(
+        f"{g.name}: target {args.target} ({prediction.target.versions}), {args.precision}, "
+        f"batch {g.batch or 'as in file'}"
+    )
     print(summary_line(plan, len(g)))
     print()
     if args.stages:

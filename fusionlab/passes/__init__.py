@@ -23,7 +23,7 @@ from fusionlab.passes import (
 from fusionlab.passes.base import Context, PassModule, Rejection
 
 PASSES: Mapping[str, PassModule] = {
-    m.NAME: m  # type: ignore[misc]
+    m.NAME: m
     for m in (
         fold_constants,
         eliminate_noops,

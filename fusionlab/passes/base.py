@@ -44,10 +44,17 @@ class Context:
     rejections: list[Rejection] = field(default_factory=list)
 
     def reject(
-        self, rule: str, conditions: Sequence[str], number: int, nodes: Sequence[str], detail: str = ""
+        self,
+        rule: str,
+        conditions: Sequence[str],
+        number: int,
+        nodes: Sequence[str],
+        detail: str = "",
     ) -> None:
         """Record that candidate ``nodes`` failed condition ``number`` of ``rule``."""
-        self.rejections.append(Rejection(rule, tuple(nodes), number, conditions[number - 1], detail))
+        self.rejections.append(
+            Rejection(rule, tuple(nodes), number, conditions[number - 1], detail)
+        )
 
 
 class PassModule(Protocol):

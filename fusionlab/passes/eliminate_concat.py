@@ -55,7 +55,11 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     for name in graph.order:
         node = graph.node(name)
-        if node.op != "Concat" or name not in work.owner or work.layer(work.owner[name]).nodes != (name,):
+        if (
+            node.op != "Concat"
+            or name not in work.owner
+            or work.layer(work.owner[name]).nodes != (name,)
+        ):
             continue
         if not _axis_ok(graph, name):
             ctx.reject(NAME, CONDITIONS, 1, [name], f"axis {node.attrs.get('axis')}")
@@ -70,7 +74,11 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
             t = work.resolve(raw)
             src = work.producer_layer(t)
             upstream = graph.producer.get(t)
-            in_place = upstream is not None and graph.node(upstream).op == "Concat" and upstream in work.eliminated
+            in_place = (
+                upstream is not None
+                and graph.node(upstream).op == "Concat"
+                and upstream in work.eliminated
+            )
             failed = 0
             if src is None and not in_place:
                 failed = 2
@@ -83,10 +91,17 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
             seen.add(t)
             if failed:
                 producer_nodes = work.layer(src).nodes if src is not None else ()
-                ctx.reject(NAME, CONDITIONS, failed, [*producer_nodes, name], f"{t} is copied into {out}")
-                copies.append((src, Layer(f"{t} copy", "Copy", (), NAME, inputs=(t,), outputs=(out,))))
-        work.eliminate(name, "concat elimination: producers write into its output"
-                       + (f" ({len(copies)} copied)" if copies else ""))
+                ctx.reject(
+                    NAME, CONDITIONS, failed, [*producer_nodes, name], f"{t} is copied into {out}"
+                )
+                copies.append(
+                    (src, Layer(f"{t} copy", "Copy", (), NAME, inputs=(t,), outputs=(out,)))
+                )
+        work.eliminate(
+            name,
+            "concat elimination: producers write into its output"
+            + (f" ({len(copies)} copied)" if copies else ""),
+        )
         for src, copy in copies:
             if src is not None:
                 work.insert_after(src, copy)

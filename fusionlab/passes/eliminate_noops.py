@@ -40,12 +40,20 @@ FC_OPS = frozenset({"Gemm"})
 def _reason(graph: Graph, work: Work, name: str) -> str | None:
     node = graph.node(name)
     if node.op in ALWAYS:
-        if node.op == "Dropout" and len([t for t in node.outputs if t]) > 1 and work.consumers(node.outputs[1]):
+        if (
+            node.op == "Dropout"
+            and len([t for t in node.outputs if t]) > 1
+            and work.consumers(node.outputs[1])
+        ):
             return None  # the mask is used: not a no-op
         return f"{node.op} is an identity at inference"
     if node.op in BEFORE_FC and node.outputs:
         users = work.consumers(node.outputs[0])
-        if len(users) == 1 and graph.node(users[0]).op in FC_OPS and graph.node(users[0]).inputs[0] == node.outputs[0]:
+        if (
+            len(users) == 1
+            and graph.node(users[0]).op in FC_OPS
+            and graph.node(users[0]).inputs[0] == node.outputs[0]
+        ):
             return f"absorbed into {users[0]} (the fully connected layer reads its input directly)"
     return None
 
@@ -61,7 +69,9 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
         reason = _reason(graph, work, name)
         if reason is None:
             if node.op in BEFORE_FC:
-                ctx.reject(NAME, CONDITIONS, 1, [name], "not followed by a fully connected layer only")
+                ctx.reject(
+                    NAME, CONDITIONS, 1, [name], "not followed by a fully connected layer only"
+                )
             continue
         if node.outputs and work.is_graph_output(node.outputs[0]):
             ctx.reject(NAME, CONDITIONS, 2, [name], f"{node.outputs[0]} is a graph output")

@@ -52,7 +52,11 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
         data = work.data_inputs(name)
         src = work.producer_layer(data[0]) if data else None
         tail = conv_tail(work.ops_of(src)) if src is not None else None
-        if src is None or tail != [] or work.graph.node(work.layer(src).nodes[-1]).op not in PRODUCERS:
+        if (
+            src is None
+            or tail != []
+            or work.graph.node(work.layer(src).nodes[-1]).op not in PRODUCERS
+        ):
             ctx.reject(NAME, CONDITIONS, 1, [name], "kept as a Scale layer")
             continue
         chain = [*work.layer(src).nodes, name]

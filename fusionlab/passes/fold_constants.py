@@ -30,7 +30,10 @@ CONDITIONS = (
     "every input is a constant (initializer, Constant node, folded node, or Shape of a static tensor)",
     "no output is a graph output",
 )
-SOURCE = "onnx-tensorrt importer (Constant nodes become weights); builder constant folding; Polygraphy sanitize --fold-constants"
+SOURCE = (
+    "onnx-tensorrt importer (Constant nodes become weights); builder constant folding; "
+    "Polygraphy sanitize --fold-constants"
+)
 
 
 def _static_shape(graph: Graph, tensor: str) -> bool:
@@ -47,8 +50,10 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
         if node.opaque or work.layer(work.owner[name]).nodes != (name,):
             continue
         data = [t for t in node.inputs if t and not work.is_const(t)]
-        constant = node.op == "Constant" or not data or (
-            node.op == "Shape" and all(_static_shape(graph, t) for t in data)
+        constant = (
+            node.op == "Constant"
+            or not data
+            or (node.op == "Shape" and all(_static_shape(graph, t) for t in data))
         )
         if not constant:
             continue

@@ -58,13 +58,19 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     for name in graph.order:
         node = graph.node(name)
-        if node.op != "Pad" or name not in work.owner or work.layer(work.owner[name]).nodes != (name,):
+        if (
+            node.op != "Pad"
+            or name not in work.owner
+            or work.layer(work.owner[name]).nodes != (name,)
+        ):
             continue
         mine = work.owner[name]
         users = work.consumers(node.outputs[0])
         user = users[0] if len(users) == 1 else None
-        if user is None or graph.node(user).op not in ("Conv", "ConvTranspose") or (
-            work.resolve(graph.node(user).inputs[0]) != node.outputs[0]
+        if (
+            user is None
+            or graph.node(user).op not in ("Conv", "ConvTranspose")
+            or (work.resolve(graph.node(user).inputs[0]) != node.outputs[0])
         ):
             ctx.reject(NAME, CONDITIONS, 1, [name, *users])
             continue

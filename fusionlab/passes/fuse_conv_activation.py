@@ -51,8 +51,11 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
         ops = work.ops_of(src) if src is not None else []
         tail = conv_tail(ops)
         core = ops[1] if ops and ops[0] == "Pad" else (ops[0] if ops else "")
-        if src is None or tail is None or core not in producers or any(
-            op not in ("BatchNormalization", "Add") for op in tail
+        if (
+            src is None
+            or tail is None
+            or core not in producers
+            or any(op not in ("BatchNormalization", "Add") for op in tail)
         ):
             ctx.reject(NAME, CONDITIONS, 1, [name])
             continue
@@ -61,7 +64,13 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
             ctx.reject(NAME, CONDITIONS, 2, chain)
             continue
         if node.op not in supported:
-            ctx.reject(NAME, CONDITIONS, 3, chain, f"{node.op} at {ctx.precision} on target {ctx.target.name}")
+            ctx.reject(
+                NAME,
+                CONDITIONS,
+                3,
+                chain,
+                f"{node.op} at {ctx.precision} on target {ctx.target.name}",
+            )
             continue
         work.merge(src, mine, rule=NAME)
     return work.finish()

@@ -45,12 +45,21 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     for name in graph.order:
         node = graph.node(name)
-        if node.op != "Add" or name not in work.owner or work.layer(work.owner[name]).nodes != (name,):
+        if (
+            node.op != "Add"
+            or name not in work.owner
+            or work.layer(work.owner[name]).nodes != (name,)
+        ):
             continue
         mine = work.owner[name]
         data = [work.resolve(t) for t in node.inputs if t]
         shapes = [graph.tensors[t].shape if t in graph.tensors else None for t in data]
-        if len(data) != 2 or any(work.is_const(t) for t in data) or shapes[0] != shapes[1] or shapes[0] is None:
+        if (
+            len(data) != 2
+            or any(work.is_const(t) for t in data)
+            or shapes[0] != shapes[1]
+            or shapes[0] is None
+        ):
             ctx.reject(NAME, CONDITIONS, 1, [name])
             continue
         candidates: list[int] = []

@@ -45,7 +45,11 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
         inputs = work.external_inputs(index)
         src = work.producer_layer(inputs[0]) if len(inputs) == 1 else None
         tail = conv_tail(work.ops_of(src)) if src is not None else None
-        if src is None or tail is None or any(op not in ("BatchNormalization", "Add") for op in tail):
+        if (
+            src is None
+            or tail is None
+            or any(op not in ("BatchNormalization", "Add") for op in tail)
+        ):
             ctx.reject(NAME, CONDITIONS, 1, layer.nodes)
             continue
         pair = [*work.layer(src).nodes, *layer.nodes]

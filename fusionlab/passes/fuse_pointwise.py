@@ -66,7 +66,9 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
                 if not pointwise(src):
                     continue
                 if not work.outputs_consumed_only_by(src, current):
-                    ctx.reject(NAME, CONDITIONS, 2, pair, f"{t} is read elsewhere or is a graph output")
+                    ctx.reject(
+                        NAME, CONDITIONS, 2, pair, f"{t} is read elsewhere or is a graph output"
+                    )
                     continue
                 merged = work.merge(src, current, rule=NAME, kind="PointWise")
                 nodes = tuple(sorted(merged.nodes, key=position.__getitem__))

@@ -49,7 +49,9 @@ def _signature(graph: Graph, work: Work, index: int) -> tuple[Any, ...] | None:
         return None
     conv = graph.node(layer.nodes[0])
     w = graph.tensors.get(conv.inputs[1]) if len(conv.inputs) > 1 else None
-    kernel = tuple(conv.attrs.get("kernel_shape", ())) or (tuple(w.shape[2:]) if w and w.shape else ())
+    kernel = tuple(conv.attrs.get("kernel_shape", ())) or (
+        tuple(w.shape[2:]) if w and w.shape else ()
+    )
     rank = len(kernel)
     geometry = (
         kernel,
@@ -92,11 +94,22 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
             names = [n for i in same for n in work.layer(i).nodes]
             if len(same) < 2:
                 others = [heads[i] for i in members if i not in same]
-                ctx.reject(NAME, CONDITIONS, 2, [heads[same[0]], *others],
-                           f"no sibling of {tensor} with the same geometry and epilogue")
+                ctx.reject(
+                    NAME,
+                    CONDITIONS,
+                    2,
+                    [heads[same[0]], *others],
+                    f"no sibling of {tensor} with the same geometry and epilogue",
+                )
                 continue
             if ctx.target.horizontal_kernels == "1x1" and any(k != 1 for k in kernel):
-                ctx.reject(NAME, CONDITIONS, 2, names, f"kernel {'x'.join(map(str, kernel))}: target merges 1x1 only")
+                ctx.reject(
+                    NAME,
+                    CONDITIONS,
+                    2,
+                    names,
+                    f"kernel {'x'.join(map(str, kernel))}: target merges 1x1 only",
+                )
                 continue
             first = same[0]
             for other in same[1:]:

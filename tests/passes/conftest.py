@@ -15,8 +15,13 @@ def groups(plan: Plan) -> set[frozenset[str]]:
     return {frozenset(layer.nodes) for layer in plan.layers if layer.nodes}
 
 
-def run_pass(name: str, graph: Graph, target: str = "trt10", precision: str = "fp32",
-             plan: Plan | None = None) -> tuple[Plan, Context]:
+def run_pass(
+    name: str,
+    graph: Graph,
+    target: str = "trt10",
+    precision: str = "fp32",
+    plan: Plan | None = None,
+) -> tuple[Plan, Context]:
     """Run one pass on ``plan`` (default: the unfused plan) and check the invariants."""
     ctx = Context(target=get(target), precision=precision)
     out = PASSES[name].run(graph, plan or initial_plan(graph), ctx)

@@ -29,21 +29,29 @@ class Net:
         self.extra_outputs: list[str] = []
 
     def _w(self, name: str, shape: Sequence[int]) -> str:
-        self.inits.append(numpy_helper.from_array(self.rng.standard_normal(shape).astype(np.float32), name))
+        self.inits.append(
+            numpy_helper.from_array(self.rng.standard_normal(shape).astype(np.float32), name)
+        )
         return name
 
-    def add_node(self, op: str, name: str, inputs: Sequence[str], channels: int, **attrs: Any) -> Net:
+    def add_node(
+        self, op: str, name: str, inputs: Sequence[str], channels: int, **attrs: Any
+    ) -> Net:
         self.nodes.append(helper.make_node(op, list(inputs), [name], name=name, **attrs))
         self.channels[name] = channels
         return self
 
-    def conv(self, name: str, src: str, out: int | None = None, k: int = 1, group: int = 1, **attrs: Any) -> Net:
+    def conv(
+        self, name: str, src: str, out: int | None = None, k: int = 1, group: int = 1, **attrs: Any
+    ) -> Net:
         cin = self.channels[src]
         out = out or cin
         w = self._w(f"{name}.w", [out, cin // group, k, k])
         b = self._w(f"{name}.b", [out])
         pads = attrs.pop("pads", [k // 2] * 4)
-        return self.add_node("Conv", name, [src, w, b], out, kernel_shape=[k, k], pads=pads, group=group, **attrs)
+        return self.add_node(
+            "Conv", name, [src, w, b], out, kernel_shape=[k, k], pads=pads, group=group, **attrs
+        )
 
     def bn(self, name: str, src: str) -> Net:
         c = self.channels[src]
@@ -61,11 +69,20 @@ class Net:
         return self.op("Add", name, a, b)
 
     def concat(self, name: str, *srcs: str) -> Net:
-        return self.add_node("Concat", name, list(srcs), sum(self.channels[s] for s in srcs), axis=1)
+        return self.add_node(
+            "Concat", name, list(srcs), sum(self.channels[s] for s in srcs), axis=1
+        )
 
     def maxpool(self, name: str, src: str, k: int = 3) -> Net:
-        return self.add_node("MaxPool", name, [src], self.channels[src], kernel_shape=[k, k],
-                             pads=[k // 2] * 4, strides=[1, 1])
+        return self.add_node(
+            "MaxPool",
+            name,
+            [src],
+            self.channels[src],
+            kernel_shape=[k, k],
+            pads=[k // 2] * 4,
+            strides=[1, 1],
+        )
 
     def output(self, *names: str) -> Net:
         self.extra_outputs.extend(names)
@@ -77,8 +94,12 @@ class Net:
         outs = [n for n in (n.output[0] for n in self.nodes) if n not in consumed] + [
             o for o in self.extra_outputs if o in produced
         ]
-        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [self.batch, self.channels["x"], self.size, self.size])
-        ys = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in dict.fromkeys(outs)]
+        x = helper.make_tensor_value_info(
+            "x", TensorProto.FLOAT, [self.batch, self.channels["x"], self.size, self.size]
+        )
+        ys = [
+            helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in dict.fromkeys(outs)
+        ]
         g = helper.make_graph(self.nodes, "net", [x], ys, self.inits)
         return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 

@@ -15,10 +15,18 @@ def _pwn(g, precision="fp32", target="trt10"):  # type: ignore[no-untyped-def]
 
 # -- fuse_pointwise --------------------------------------------------------------------
 
+
 def test_silu_chain_is_one_pwn() -> None:
     #   x -> pool -> sig ─┐
     #          └─────────mul -> tanh
-    g = Net().maxpool("p", "x").op("Sigmoid", "sig", "p").op("Mul", "mul", "p", "sig").op("Tanh", "t", "mul").graph()
+    g = (
+        Net()
+        .maxpool("p", "x")
+        .op("Sigmoid", "sig", "p")
+        .op("Mul", "mul", "p", "sig")
+        .op("Tanh", "t", "mul")
+        .graph()
+    )
     plan, _ = run_pass("fuse_pointwise", g)
     assert frozenset({"sig", "mul", "t"}) in groups(plan)
     assert plan.layer_of("mul").name == "PWN(sig, mul, t)"  # type: ignore[union-attr]
@@ -33,12 +41,20 @@ def test_pointwise_condition1_classic_has_no_pwn() -> None:
 def test_pointwise_condition2_intermediate_read_elsewhere() -> None:
     #   p -> sig -> tanh
     #         └──> pool2
-    g = Net().maxpool("p", "x").op("Sigmoid", "sig", "p").op("Tanh", "t", "sig").maxpool("p2", "sig").graph()
+    g = (
+        Net()
+        .maxpool("p", "x")
+        .op("Sigmoid", "sig", "p")
+        .op("Tanh", "t", "sig")
+        .maxpool("p2", "sig")
+        .graph()
+    )
     plan, ctx = run_pass("fuse_pointwise", g)
     assert frozenset({"sig", "t"}) not in groups(plan) and failed(ctx) == {2}
 
 
 # -- fuse_conv_pointwise ---------------------------------------------------------------
+
 
 def test_conv_silu_fp16() -> None:
     #   x -> conv -> sig ─┐
@@ -63,19 +79,29 @@ def test_conv_pointwise_condition1_two_inputs() -> None:
 
 
 def test_conv_pointwise_condition2_conv_output_shared() -> None:
-    g = Net().conv("c", "x").op("Sigmoid", "sig", "c").op("Mul", "mul", "c", "sig").maxpool("p", "c").graph()
+    g = (
+        Net()
+        .conv("c", "x")
+        .op("Sigmoid", "sig", "c")
+        .op("Mul", "mul", "c", "sig")
+        .maxpool("p", "c")
+        .graph()
+    )
     plan, ctx = _pwn(g, "fp16")
     assert frozenset({"c"}) in groups(plan) and 2 in failed(ctx)
 
 
 # -- merge_siblings ------------------------------------------------------------------------
 
+
 def _three_1x1(k3: int = 1) -> Net:
     #        ┌─> a(1x1) -> ra
     #   x ───┼─> b(1x1) -> rb
     #        └─> c(k3)  -> rc
     n = Net()
-    n.conv("a", "x", 4).relu("ra", "a").conv("b", "x", 6).relu("rb", "b").conv("c", "x", 2, k=k3).relu("rc", "c")
+    n.conv("a", "x", 4).relu("ra", "a").conv("b", "x", 6).relu("rb", "b").conv(
+        "c", "x", 2, k=k3
+    ).relu("rc", "c")
     return n
 
 
@@ -117,6 +143,7 @@ def test_siblings_condition3_fused_residual() -> None:
 
 # -- eliminate_concat ------------------------------------------------------------------------
 
+
 def test_concat_eliminated_without_copies() -> None:
     #   x -> a -> ra ─┐
     #   x -> p ───────concat
@@ -143,13 +170,23 @@ def test_concat_condition2_graph_input_is_copied() -> None:
 def test_concat_condition3_input_read_elsewhere_is_copied() -> None:
     g = Net().conv("a", "x").conv("b", "x").concat("cat", "a", "b").relu("r", "a").graph()
     plan, ctx = run_pass("eliminate_concat", g)
-    assert "cat" in plan.eliminated and [layer.name for layer in plan.layers if layer.inserted] == ["a copy"]
+    assert "cat" in plan.eliminated and [layer.name for layer in plan.layers if layer.inserted] == [
+        "a copy"
+    ]
     assert failed(ctx) == {3}
 
 
 def test_concat_condition4_merged_producer_is_copied() -> None:
     #   classic: [a || b] feeds the concat and b feeds conv d: a's slice must be copied
-    n = Net().conv("a", "x").relu("ra", "a").conv("b", "x").relu("rb", "b").conv("d", "rb", k=3).relu("rd", "d")
+    n = (
+        Net()
+        .conv("a", "x")
+        .relu("ra", "a")
+        .conv("b", "x")
+        .relu("rb", "b")
+        .conv("d", "rb", k=3)
+        .relu("rd", "d")
+    )
     g = n.concat("cat", "ra", "rd").graph()
     plan = final(g, "classic")
     assert [layer.name for layer in plan.layers if layer.inserted] == ["ra copy"]
@@ -163,6 +200,7 @@ def test_concat_condition5_repeated_input() -> None:
 
 
 # -- eliminate_noops and fold_constants -------------------------------------------------------
+
 
 def test_dropout_identity_removed_and_fusion_sees_through() -> None:
     #   x -> conv -> dropout -> identity -> relu   => [conv + relu]
@@ -194,8 +232,15 @@ def test_noop_condition2_graph_output() -> None:
 def test_constants_folded() -> None:
     #   Constant k -> mul(x, k): k disappears, mul stays
     n = Net()
-    n.nodes.append(helper.make_node("Constant", [], ["k"], name="k",
-                                    value=numpy_helper.from_array(np.ones((1, 8, 1, 1), np.float32))))
+    n.nodes.append(
+        helper.make_node(
+            "Constant",
+            [],
+            ["k"],
+            name="k",
+            value=numpy_helper.from_array(np.ones((1, 8, 1, 1), np.float32)),
+        )
+    )
     n.channels["k"] = 8
     n.op("Mul", "mul", "x", "k")
     plan, _ = run_pass("fold_constants", n.graph())
@@ -204,8 +249,15 @@ def test_constants_folded() -> None:
 
 def test_constant_condition2_graph_output() -> None:
     n = Net()
-    n.nodes.append(helper.make_node("Constant", [], ["k"], name="k",
-                                    value=numpy_helper.from_array(np.ones((1, 8, 1, 1), np.float32))))
+    n.nodes.append(
+        helper.make_node(
+            "Constant",
+            [],
+            ["k"],
+            name="k",
+            value=numpy_helper.from_array(np.ones((1, 8, 1, 1), np.float32)),
+        )
+    )
     n.channels["k"] = 8
     n.op("Mul", "mul", "x", "k").output("k")
     plan, ctx = run_pass("fold_constants", n.graph())

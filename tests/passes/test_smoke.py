@@ -18,14 +18,16 @@ def empty_graph() -> Graph:
 def one_node() -> Graph:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    m = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "one", [x], [y]))
+    m = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "one", [x], [y])
+    )
     onnx.checker.check_model(m)
     return load(m)
 
 
 @pytest.mark.parametrize("name", sorted(PASSES))
 def test_empty(name: str) -> None:
-    plan, ctx = run_pass(name, empty_graph())
+    plan, _ = run_pass(name, empty_graph())
     assert plan.layers == () and dict(plan.eliminated) == {}
 
 
@@ -33,7 +35,9 @@ def test_empty(name: str) -> None:
 def test_one_node_unchanged(name: str) -> None:
     g = one_node()
     plan, _ = run_pass(name, g)
-    assert [layer.nodes for layer in plan.layers] == [layer.nodes for layer in initial_plan(g).layers]
+    assert [layer.nodes for layer in plan.layers] == [
+        layer.nodes for layer in initial_plan(g).layers
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(PASSES))

@@ -1,0 +1,113 @@
+"""The model zoo: deterministic ONNX builders for the networks fusionlab is shown and tested on.
+
+Models are built in code (onnx.helper and numpy; no downloads, no PyTorch) with random
+weights drawn from a fixed seed per model, so building twice gives byte-identical files.
+``batch=None`` keeps the batch dimension symbolic (``N``; the resnets use the exporter's
+``batch_size``). Every model is opset 13 and passes ``onnx.checker`` with ``full_check``.
+
+The synthetic ``inception-chain-<blocks>`` family accepts any number of blocks (20 nodes
+each); :func:`names` lists ``inception-chain-500`` (10,000 nodes) as its representative.
+
+>>> "inception3a" in names()
+True
+>>> describe("resnet18")
+"torchvision ResNet-18 as PyTorch's legacy ONNX exporter writes it (BN folded, Conv_0 ... Gemm_48)"
+>>> len(build("inception-chain-2").graph.node)
+40
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from fusionlab.errors import FusionlabError
+from fusionlab.io import write_atomic
+from fusionlab.zoo import inception, mobilenet, resnet
+from fusionlab.zoo.inception import inception_chain
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Entry", "build", "describe", "export", "inception_chain", "names"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A zoo model: its name, one-line description and builder ``(batch) -> ModelProto``."""
+
+    name: str
+    description: str
+    builder: Callable[[int | None], onnx.ModelProto]
+
+
+_CHAIN = re.compile(r"inception-chain-([1-9][0-9]*)")
+CHAIN_LISTED = 500
+"""The chain length that :func:`names` lists (500 blocks, 10,000 nodes)."""
+
+_MODELS: dict[str, Entry] = {
+    e.name: e
+    for e in (
+        Entry("inception3a", inception.DESCRIPTIONS["inception3a"], inception.inception3a),
+        Entry("googlenet", inception.DESCRIPTIONS["googlenet"], inception.googlenet),
+        Entry("googlenet-caffe", inception.DESCRIPTIONS["googlenet-caffe"],
+              inception.googlenet_caffe),
+        Entry("resnet18", resnet.DESCRIPTIONS["resnet18"], resnet.resnet18),
+        Entry("resnet50", resnet.DESCRIPTIONS["resnet50"], resnet.resnet50),
+        Entry("mobilenetv2", mobilenet.DESCRIPTION, mobilenet.mobilenetv2),
+    )
+}
+
+
+def _chain_entry(blocks: int) -> Entry:
+    return Entry(
+        f"inception-chain-{blocks}",
+        f"synthetic chain of {blocks} Inception blocks ({20 * blocks:,} nodes, "
+        f"{inception.chain_channels(0.125)} channels) for benchmarks",
+        lambda batch: inception_chain(blocks, batch=batch),
+    )
+
+
+def names() -> list[str]:
+    """The zoo's model names, sorted (one ``inception-chain-<blocks>`` stands for the family)."""
+    return sorted([*_MODELS, f"inception-chain-{CHAIN_LISTED}"])
+
+
+def _entry(name: str) -> Entry:
+    if name in _MODELS:
+        return _MODELS[name]
+    match = _CHAIN.fullmatch(name)
+    if match:
+        return _chain_entry(int(match.group(1)))
+    raise FusionlabError(
+        f"unknown model {name!r}; known models: {', '.join(names())} "
+        "(inception-chain-<blocks> takes any number of blocks)"
+    )
+
+
+def describe(name: str) -> str:
+    """One line saying what the model ``name`` is."""
+    return _entry(name).description
+
+
+def build(name: str, batch: int | None = None) -> onnx.ModelProto:
+    """Build the model ``name``; ``batch`` fixes the batch dimension (None: symbolic)."""
+    entry = _entry(name)
+    if batch is not None and batch < 1:
+        raise FusionlabError(f"batch must be at least 1, got {batch}")
+    log.debug("building %s (batch %s)", name, batch if batch is not None else "symbolic")
+    return entry.builder(batch)
+
+
+def export(name: str, path: str | os.PathLike[str], batch: int | None = None) -> Path:
+    """Build ``name`` and write it to ``path`` whole or not at all; returns the path."""
+    model = build(name, batch)
+    data = model.SerializeToString()
+    log.info("writing %s (%d nodes, %.1f MB) to %s", name, len(model.graph.node),
+             len(data) / 1e6, path)
+    return write_atomic(path, data)
