@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BLOCKED = ("tensorrt", "tensorrt_rtx", "tensorrt_bindings", "tensorrt_libs", "torch", "cuda",
+BLOCKED = ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings", "tensorrt_bindings", "tensorrt_libs", "torch", "cuda",
            "pycuda", "onnxruntime", "hypothesis")
 """Optional GPU modules, and the dev-only ones that a plain ``pip install fusionlab`` lacks."""
 

@@ -20,12 +20,14 @@ from fusionlab import __version__
 from fusionlab.errors import FusionlabError
 
 COMMANDS = (
+    "models",
     "inspect",
     "predict",
     "passes",
+    "diff",
+    "check",
     "build",
     "profile",
-    "models",
     "import_",
 )
 """Subcommand modules under ``fusionlab.cli``, in the order ``--help`` lists them."""

@@ -16,8 +16,8 @@ from fusionlab.table import format_table
 from fusionlab.targets import DEFAULT, PRECISIONS, TARGETS
 
 
-def add_target_args(p: argparse.ArgumentParser) -> None:
-    """``--target`` and ``--precision``."""
+def add_target_args(p: argparse.ArgumentParser, *, precision_default: str | None = "fp32") -> None:
+    """``--target`` and ``--precision`` (``precision_default`` None: the caller decides)."""
     p.add_argument(
         "--target",
         default=DEFAULT,
@@ -26,9 +26,9 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--precision",
-        default="fp32",
+        default=precision_default,
         choices=list(PRECISIONS),
-        help="build precision (default fp32)",
+        help=f"build precision (default {precision_default or 'that of the engine'})",
     )
 
 

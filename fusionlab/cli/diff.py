@@ -1,0 +1,88 @@
+"""``fusionlab diff MODEL --layer-info F [--profile F] | --engine E``: predicted vs actual."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from fusionlab.actual import actual_plan, add_actual_args
+from fusionlab.cli.common import add_model_args
+from fusionlab.cli.predict import add_target_args
+from fusionlab.diff import Diff, compare, diff_to_dict
+from fusionlab.graph import load
+from fusionlab.io import write_atomic
+from fusionlab.predict import predict
+from fusionlab.table import format_table
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("diff", help="compare the predicted plan with a real engine's layers (and times)")
+    add_model_args(p)
+    add_actual_args(p, required=True)
+    add_target_args(p, precision_default=None)
+    p.add_argument("--json", metavar="FILE", help="write the diff as JSON ('-' for stdout)")
+    p.add_argument("-o", "--output", metavar="OUT", help="draw the diff (.svg, .png, .pdf or .dot)")
+    p.set_defaults(run=run)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f} ms"
+
+
+def diff_text(d: Diff) -> str:
+    """The human report: metrics, layer components, findings and the timing table."""
+    out = [
+        f"exact match: {d.exact_matches}/{d.engine_layers} engine layers "
+        f"({100 * d.exact_match_rate:.1f}%); same-layer node pairs: precision {d.pair_precision:.3f}, "
+        f"recall {d.pair_recall:.3f}",
+    ]
+    counts = {s: len(d.by_status(s)) for s in ("matched", "split", "merged", "mismatched")}
+    out.append(", ".join(f"{n} {s}" for s, n in counts.items())
+               + f", {len(d.inserted)} inserted by the engine, "
+               f"{len(d.eliminated_disagreements)} elimination disagreements")
+    misses = [m for m in d.matches if m.status != "matched"]
+    if misses:
+        out += ["", format_table(["status", "predicted", "engine"],
+                                 [[m.status, " ; ".join(m.predicted), " ; ".join(m.actual)] for m in misses])]
+    if d.findings:
+        out += ["", "findings:"] + [str(f) for f in d.findings]
+    if d.timing:
+        rows = [[r.actual, r.predicted_ms, r.actual_ms, r.actual_share] for r in d.timing]
+        out += ["", format_table(["engine layer", "predicted ms", "measured ms", "share %"], rows)]
+        t = d.totals
+        out.append(f"total measured {_ms(t.get('actual_ms'))} (engine-inserted layers "
+                   f"{_ms(t.get('actual_inserted_ms'))}); total predicted {_ms(t.get('predicted_ms'))}")
+        worst = d.worst_predicted()
+        if worst:
+            out += ["", "worst predicted:"] + [
+                f"  {r.actual}: predicted {r.predicted_ms:.4f} ms, measured {r.actual_ms:.4f} ms" for r in worst
+                if r.predicted_ms is not None and r.actual_ms is not None
+            ]
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    g = load(args.model, batch=args.batch)
+    actual = actual_plan(g, layer_info=args.layer_info, profile=args.profile, engine=args.engine)
+    precision = args.precision or (actual.precision if actual.precision in ("fp32", "fp16", "bf16", "int8") else "fp32")
+    prediction = predict(g, args.target, precision)
+    plan = prediction.plan
+    d = compare(plan, actual, ops={n.name: n.op for n in g.nodes()},
+                rejections=[r for s in prediction.stages for r in s.rejections],
+                target_passes=prediction.target.passes)
+    protect = [p for p in (args.model, args.layer_info, args.profile, args.engine) if p]
+    if args.json:
+        text = json.dumps(diff_to_dict(d), indent=2) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+            return 0
+        write_atomic(args.json, text, protect=protect)
+    print(f"{g.name}: predicted (target {args.target}, {precision}) vs {actual.source}")
+    print(diff_text(d))
+    if args.output:
+        from fusionlab.render import diff_to_dot, write_figure
+
+        write_figure(diff_to_dot(g, d), args.output, protect=protect)
+    return 0
