@@ -109,7 +109,7 @@ def initial_plan(graph: Graph, *, target: str | None = None, precision: str = "f
 
 
 class Work:
-    """A mutable working copy of a plan that one pass edits, then :meth:`finish` es.
+    """A mutable working copy of a plan that one pass edits, then finishes with :meth:`finish`.
 
     Indexes kept up to date: ``owner`` (node -> layer index). Eliminated pass-through
     nodes (Dropout, Identity, absorbed Flatten ...) make their output an alias of their
@@ -126,6 +126,8 @@ class Work:
         self._changed: set[int] = set()
         """Layers whose nodes or neighbourhood changed: their tensors are computed again."""
         self._edited = False
+        self._outputs: frozenset[str] | None = None
+        self._data_inputs: dict[str, list[str]] = {}
         self._alias: dict[str, str] = {}
         self._consts: set[str] = set(graph.weights)
         for name in graph.order:
@@ -173,8 +175,10 @@ class Work:
 
     def is_graph_output(self, tensor: str) -> bool:
         """True when ``tensor`` (or an alias of it) is a graph output."""
-        outs = self.graph.output_names
-        return any(self.resolve(o) == tensor for o in outs) if tensor not in outs else True
+        if self._outputs is None:
+            outs = self.graph.output_names
+            self._outputs = frozenset(outs) | {self.resolve(o) for o in outs}
+        return tensor in self._outputs
 
     def producer_layer(self, tensor: str) -> int | None:
         """Index of the layer whose node writes ``tensor`` (after aliases), if any."""
@@ -185,7 +189,11 @@ class Work:
 
     def data_inputs(self, node: str) -> list[str]:
         """A node's inputs that carry data (not weights, constants or empty), resolved."""
-        return [self.resolve(t) for t in self.graph.node(node).inputs if t and not self.is_const(t)]
+        found = self._data_inputs.get(node)
+        if found is None:
+            found = [self.resolve(t) for t in self.graph.node(node).inputs if t and not self.is_const(t)]
+            self._data_inputs[node] = found
+        return found
 
     def sole_consumer_layer(self, tensor: str) -> int | None:
         """The one layer that reads ``tensor``, or None if several or none do, or it is an output."""
@@ -308,6 +316,8 @@ class Work:
 
     def _note_eliminated(self, name: str) -> None:
         node = self.graph.node(name)
+        self._outputs = None  # aliases and constants change: forget what was derived from them
+        self._data_inputs.clear()
         data = [t for t in node.inputs if t and t not in self._consts]
         if node.op == "Constant" or not data:
             self._consts.update(t for t in node.outputs if t)

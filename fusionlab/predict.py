@@ -140,7 +140,7 @@ def run_passes(graph: Graph, start: Plan, target: Target, precision: str) -> tup
     for name in target.passes:
         ctx = Context(target=target, precision=precision)
         new = PASSES[name].run(graph, plan, ctx)
-        problem = check_plan(graph, new)
+        problem = None if new is plan else check_plan(graph, new)
         if problem is not None:
             ran = ", ".join(s.name for s in stages[1:]) or "none"
             raise PassInvariantError(
