@@ -137,6 +137,30 @@ _MODERN_DIFFERENCES = (
     f"merges sibling convolutions of any kernel size, not only 1x1 ({HORIZONTAL_8})",
 )
 
+def _modern(
+    name: str,
+    versions: str,
+    description: str,
+    *,
+    sources: Mapping[str, str] | None = None,
+    differences: tuple[str, ...] = (),
+) -> Target:
+    """A target with the rules of TensorRT 8 and later, plus its own sources and notes."""
+    return Target(
+        name=name,
+        versions=versions,
+        description=description,
+        passes=_MODERN_PASSES,
+        conv_activations=_MODERN_ACTIVATIONS,
+        activation_producers=frozenset({"Conv", "ConvTranspose", "Gemm"}),
+        pointwise_ops=_POINTWISE,
+        conv_pointwise=frozenset({"fp16", "bf16", "int8"}),
+        horizontal_kernels="any",
+        sources={**_MODERN_SOURCES, **(sources or {})},
+        differences=(*_MODERN_DIFFERENCES, *differences),
+    )
+
+
 TARGETS: Mapping[str, Target] = {
     t.name: t
     for t in (
@@ -161,54 +185,27 @@ TARGETS: Mapping[str, Target] = {
                 "BatchNorm folded as Convolution + Scale": GUIDE8,
             },
         ),
-        Target(
-            name="trt8",
-            versions="TensorRT 8.x",
-            description=(
-                "TensorRT 8: residual add, point-wise (PWN) and horizontal fusion; checked against recorded engines"
-            ),
-            passes=_MODERN_PASSES,
-            conv_activations=_MODERN_ACTIVATIONS,
-            activation_producers=frozenset({"Conv", "ConvTranspose", "Gemm"}),
-            pointwise_ops=_POINTWISE,
-            conv_pointwise=frozenset({"fp16", "bf16", "int8"}),
-            horizontal_kernels="any",
-            sources=_MODERN_SOURCES,
-            differences=_MODERN_DIFFERENCES,
+        _modern(
+            "trt8",
+            "TensorRT 8.x",
+            "TensorRT 8: residual add, point-wise (PWN) and horizontal fusion; checked against recorded engines",
         ),
-        Target(
-            name="trt10",
-            versions="TensorRT 10.x",
-            description="TensorRT 10 (default): the trt8 rules; no fusion change is documented in the 10.x notes",
-            passes=_MODERN_PASSES,
-            conv_activations=_MODERN_ACTIVATIONS,
-            activation_producers=frozenset({"Conv", "ConvTranspose", "Gemm"}),
-            pointwise_ops=_POINTWISE,
-            conv_pointwise=frozenset({"fp16", "bf16", "int8"}),
-            horizontal_kernels="any",
-            sources={
-                **_MODERN_SOURCES,
-                "same rules as 8.x": f"{CATALOG} (latest catalog lists the 8.x rules)",
-            },
-            differences=(*_MODERN_DIFFERENCES, "no documented fusion change from trt8"),
+        _modern(
+            "trt10",
+            "TensorRT 10.x",
+            "TensorRT 10 (default): the trt8 rules; no fusion change is documented in the 10.x notes",
+            sources={"same rules as 8.x": f"{CATALOG} (latest catalog lists the 8.x rules)"},
+            differences=("no documented fusion change from trt8",),
         ),
-        Target(
-            name="trt11",
-            versions="TensorRT 11.x",
-            description="TensorRT 11: strongly typed networks only; the trt10 rules",
-            passes=_MODERN_PASSES,
-            conv_activations=_MODERN_ACTIVATIONS,
-            activation_producers=frozenset({"Conv", "ConvTranspose", "Gemm"}),
-            pointwise_ops=_POINTWISE,
-            conv_pointwise=frozenset({"fp16", "bf16", "int8"}),
-            horizontal_kernels="any",
+        _modern(
+            "trt11",
+            "TensorRT 11.x",
+            "TensorRT 11: strongly typed networks only; the trt10 rules",
             sources={
-                **_MODERN_SOURCES,
                 "strongly typed only: precision comes from the model's types": STRONG,
                 "concat elimination still active": "NVIDIA/TensorRT#4854 (TensorRT 11.2: strided concat views)",
             },
             differences=(
-                *_MODERN_DIFFERENCES,
                 f"precision is the model's own (strongly typed), not a builder flag ({STRONG})",
                 "horizontal merging: no 11.x evidence either way; assumed unchanged from 10.x",
             ),

@@ -8,12 +8,13 @@ only append to ``ctx.rejections``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from fusionlab.graph import Graph
+    from fusionlab.partition import Work
     from fusionlab.plan import Plan
     from fusionlab.targets import Target
 
@@ -83,3 +84,16 @@ def conv_tail(ops: Sequence[str]) -> list[str] | None:
     if len(ops) <= start or ops[start] not in CONV_CORES:
         return None
     return list(ops[start + 1 :])
+
+
+def activation_candidates(work: Work, ctx: Context) -> Iterator[tuple[str, int, int | None]]:
+    """Activation nodes still alone in their layer, in order: (node, its layer, the layer that
+    writes its one data input or None)."""
+    for name in work.graph.order:
+        if work.graph.node(name).op not in ctx.target.all_activations or name not in work.owner:
+            continue
+        mine = work.owner[name]
+        if work.layer(mine).nodes != (name,):
+            continue
+        data = work.data_inputs(name)
+        yield name, mine, work.producer_layer(data[0]) if len(data) == 1 else None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from fusionlab.graph import Graph
 from fusionlab.partition import Work
-from fusionlab.passes.base import Context, conv_tail
+from fusionlab.passes.base import Context, activation_candidates, conv_tail
 from fusionlab.plan import Plan
 
 NAME = "fuse_conv_activation"
@@ -39,15 +39,8 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     supported = ctx.target.activations_for(ctx.precision)
     producers = ctx.target.activation_producers
-    for name in graph.order:
-        node = graph.node(name)
-        if node.op not in ctx.target.all_activations or name not in work.owner:
-            continue
-        mine = work.owner[name]
-        if work.layer(mine).nodes != (name,):
-            continue
-        data = work.data_inputs(name)
-        src = work.producer_layer(data[0]) if len(data) == 1 else None
+    for name, mine, src in activation_candidates(work, ctx):
+        op = graph.node(name).op
         ops = work.ops_of(src) if src is not None else []
         tail = conv_tail(ops)
         core = ops[1] if ops and ops[0] == "Pad" else (ops[0] if ops else "")
@@ -63,14 +56,8 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
         if not work.outputs_consumed_only_by(src, mine):
             ctx.reject(NAME, CONDITIONS, 2, chain)
             continue
-        if node.op not in supported:
-            ctx.reject(
-                NAME,
-                CONDITIONS,
-                3,
-                chain,
-                f"{node.op} at {ctx.precision} on target {ctx.target.name}",
-            )
+        if op not in supported:
+            ctx.reject(NAME, CONDITIONS, 3, chain, f"{op} at {ctx.precision} on target {ctx.target.name}")
             continue
         work.merge(src, mine, rule=NAME)
     return work.finish()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from fusionlab.graph import Graph
 from fusionlab.partition import Work
-from fusionlab.passes.base import Context
+from fusionlab.passes.base import Context, activation_candidates
 from fusionlab.plan import Plan
 
 NAME = "fuse_scale_activation"
@@ -36,23 +36,16 @@ SOURCE = "TensorRT Layer Fusion Catalog: Scale and Activation"
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     supported = ctx.target.activations_for(ctx.precision)
-    for name in graph.order:
-        node = graph.node(name)
-        if node.op not in ctx.target.all_activations or name not in work.owner:
-            continue
-        mine = work.owner[name]
-        if work.layer(mine).nodes != (name,):
-            continue
-        data = work.data_inputs(name)
-        src = work.producer_layer(data[0]) if len(data) == 1 else None
+    for name, mine, src in activation_candidates(work, ctx):
+        op = graph.node(name).op
         if src is None or work.ops_of(src) != ["BatchNormalization"]:
             continue  # not this rule's candidate: nothing to explain
         pair = [*work.layer(src).nodes, name]
         if not work.outputs_consumed_only_by(src, mine):
             ctx.reject(NAME, CONDITIONS, 2, pair)
             continue
-        if node.op not in supported:
-            ctx.reject(NAME, CONDITIONS, 3, pair, f"{node.op} at {ctx.precision}")
+        if op not in supported:
+            ctx.reject(NAME, CONDITIONS, 3, pair, f"{op} at {ctx.precision}")
             continue
         work.merge(src, mine, rule=NAME)
     return work.finish()

@@ -17,12 +17,6 @@ DATA = Path(__file__).parent / "data"
 RECORDS = Path(__file__).resolve().parents[3] / "shared" / "records" / "trex-resnet18-a100"
 
 
-@pytest.fixture(scope="module")
-def inception(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("m") / "inception3a.onnx"
-    zoo.export("inception3a", path, batch=1)
-    return path
-
 
 def test_check_holds_exit_0(inception: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(inception), "--expect", str(DATA / "inception3a-holds.toml"), "--target", "classic"]) == 0

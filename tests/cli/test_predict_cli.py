@@ -9,16 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fusionlab import zoo
 from fusionlab.cli import main
 from fusionlab.plan import PLAN_KEYS, plan_from_json
-
-
-@pytest.fixture(scope="module")
-def inception(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("m") / "inception3a.onnx"
-    zoo.export("inception3a", path, batch=1)
-    return path
 
 
 def test_table_and_summary(inception: Path, capsys: pytest.CaptureFixture[str]) -> None:
