@@ -194,3 +194,10 @@ def test_unfused_plan_is_identity_for_vertical_rules_on_pool_chain() -> None:
         assert [layer.nodes for layer in plan.layers] == [
             layer.nodes for layer in initial_plan(g).layers
         ]
+
+
+def test_scale_activation_condition1_not_after_a_scale() -> None:
+    #   x -> pool -> relu : no Scale layer before the activation
+    g = Net().maxpool("p", "x").relu("relu", "p").graph()
+    plan, _ = run_pass("fuse_scale_activation", g)
+    assert groups(plan) == {frozenset({"p"}), frozenset({"relu"})}
