@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from fusionlab.actual import actual_plan, add_actual_args
+from fusionlab.cli.calibrate import add_device_args, apply_device
 from fusionlab.cli.common import add_model_args
 from fusionlab.cli.predict import add_target_args
 from fusionlab.diff import Diff, compare, diff_to_dict
@@ -22,6 +23,7 @@ def register(sub: Any) -> None:
     add_model_args(p)
     add_actual_args(p, required=True)
     add_target_args(p, precision_default=None)
+    add_device_args(p)
     p.add_argument("--json", metavar="FILE", help="write the diff as JSON ('-' for stdout)")
     p.add_argument("-o", "--output", metavar="OUT", help="draw the diff (.svg, .png, .pdf or .dot)")
     p.set_defaults(run=run)
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     actual = actual_plan(g, layer_info=args.layer_info, profile=args.profile, engine=args.engine)
     precision = args.precision or (actual.precision if actual.precision in ("fp32", "fp16", "bf16", "int8") else "fp32")
     prediction = predict(g, args.target, precision)
-    plan = prediction.plan
+    plan = apply_device(args, g, prediction.plan)
     d = compare(plan, actual, ops={n.name: n.op for n in g.nodes()},
                 rejections=[r for s in prediction.stages for r in s.rejections],
                 target_passes=prediction.target.passes)

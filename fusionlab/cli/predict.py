@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from fusionlab.cli.calibrate import add_device_args, apply_device
 from fusionlab.cli.common import add_model_args
 from fusionlab.errors import FusionlabError
 from fusionlab.graph import load
@@ -47,7 +48,24 @@ def register(sub: Any) -> None:
         default=[],
         help="say which rule took NODE and why other rules did not (repeatable)",
     )
+    add_device_args(p)
     p.set_defaults(run=run)
+
+
+NAME_WIDTH = 90
+"""Layer names longer than this are shortened in tables (the JSON keeps them whole)."""
+
+
+def short_name(name: str, width: int = NAME_WIDTH) -> str:
+    """``name`` cut in the middle to ``width`` characters.
+
+    >>> short_name("a" * 10 + "b" * 10, 9)
+    'aaaa…bbbb'
+    """
+    if len(name) <= width:
+        return name
+    half = (width - 1) // 2
+    return f"{name[:half]}…{name[len(name) - (width - 1 - half):]}"
 
 
 def plan_table(plan: Plan) -> str:
@@ -56,7 +74,7 @@ def plan_table(plan: Plan) -> str:
     header = ["#", "layer", "kind", "rule", "nodes"] + (["ms"] if timed else [])
     rows: list[list[Any]] = []
     for i, layer in enumerate(plan.layers):
-        row: list[Any] = [i, layer.name, layer.kind, layer.rule, len(layer.nodes)]
+        row: list[Any] = [i, short_name(layer.name), layer.kind, layer.rule, len(layer.nodes)]
         if timed:
             row.append(layer.time_ms)
         rows.append(row)
@@ -92,7 +110,7 @@ def stages_text(prediction: Prediction) -> str:
 def run(args: argparse.Namespace) -> int:
     g = load(args.model, batch=args.batch)
     prediction = predict(g, args.target, args.precision)
-    plan = prediction.plan
+    plan = apply_device(args, g, prediction.plan)
     if args.json:
         text = plan_to_json(plan)
         if args.json == "-":
@@ -109,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         print(stages_text(prediction))
         print()
     print(plan_table(plan))
+    if any(layer.time_ms is not None for layer in plan.layers):
+        total = sum(layer.time_ms or 0.0 for layer in plan.layers)
+        print(f"predicted total on {args.device}: {total:.4f} ms")
     if plan.eliminated:
         print()
         for node, reason in plan.eliminated.items():
