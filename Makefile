@@ -17,10 +17,12 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
+	# torch first, pinned: a plain `torch` requirement would fetch a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
 ifeq ($(MACHINE),Linux x86_64)
-	$(BIN)/python -m pip install -q -e '.[dev,rtx]'
+	$(BIN)/python -m pip install -q -e '.[dev,rtx,torch]'
 else
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 endif
 	touch $(VENV)/.core $@
 
@@ -33,7 +35,8 @@ demo: $(VENV)/.core dot-tool
 	$(BIN)/fusionlab inspect $(DEMO_OUT)/inception3a.onnx --batch 1
 	$(BIN)/fusionlab predict $(DEMO_OUT)/inception3a.onnx --target classic
 	$(BIN)/fusionlab figures --out $(DEMO_OUT)/figures
-	@echo "demo figures written to $(DEMO_OUT)/figures"
+	@echo "demo figures written to $(DEMO_OUT)/figures: the fusion stages are inception3a-1-original.png," \
+	      "-2-vertical.png, -3-horizontal.png, -4-concat.png (with .svg and .dot beside them)"
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check fusionlab tests benchmarks

@@ -29,6 +29,10 @@ COMMANDS = (
     "build",
     "profile",
     "import_",
+    "render",
+    "figures",
+    "calibrate",
+    "execute",
 )
 """Subcommand modules under ``fusionlab.cli``, in the order ``--help`` lists them."""
 

@@ -1,0 +1,134 @@
+"""``fusionlab render MODEL -o OUT.svg``: draw the graph, the predicted plan, or every stage.
+
+The output format follows the extension of ``-o`` (``.svg``, ``.png``, ``.pdf`` need
+Graphviz's ``dot``; ``.dot``/``.gv`` write the DOT text and need nothing). ``--stage all``
+writes one file per stage: ``OUT-00-original.svg``, ``OUT-01-<pass>.svg``, ...
+``--plan PLAN.json`` draws a plan read from a file (e.g. one ``fusionlab import`` made
+from a real engine) against MODEL instead of predicting one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from fusionlab.cli.common import add_model_args
+from fusionlab.cli.predict import add_target_args
+from fusionlab.errors import FusionlabError
+from fusionlab.graph import load
+from fusionlab.graphviz_run import INSTALL_HINT, dot_program, output_format, render_file
+from fusionlab.plan import plan_from_json
+from fusionlab.predict import ORIGINAL, predict
+from fusionlab.render import graph_to_dot, plan_to_dot, stage_title
+
+log = logging.getLogger(__name__)
+
+LARGE = 2000
+"""Above this many drawn ONNX nodes, a warning suggests --focus, --match or --compact."""
+
+
+def _radius(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "render", help="draw the ONNX graph, the predicted plan or every pass's stage (Graphviz)",
+        description="Draw MODEL as SVG, PNG, PDF or DOT (by the extension of -o): the ONNX "
+                    "graph (--stage original), the plan after one pass (--stage PASS), the "
+                    "predicted plan (--stage plan, the default) or every stage (--stage all: "
+                    "OUT-00-original.svg, OUT-01-<pass>.svg, ...).",
+    )
+    add_model_args(p)
+    add_target_args(p)
+    p.add_argument("--stage", default="plan", metavar="STAGE",
+                   help="original, a pass of the target, plan (the last stage; default) or all")
+    p.add_argument("--plan", metavar="PLAN.json", dest="plan_file",
+                   help="draw this fusionlab.plan/1 file (e.g. from 'fusionlab import') "
+                        "instead of a prediction")
+    p.add_argument("--focus", metavar="NODE",
+                   help="draw only what lies within --radius edges of NODE (a node or layer name)")
+    p.add_argument("--radius", type=_radius, default=2, metavar="K",
+                   help="with --focus: how many edges away to draw (default 2)")
+    p.add_argument("--match", metavar="REGEX",
+                   help="draw only the layers (or nodes) whose name matches, their neighbours in grey")
+    p.add_argument("--compact", action="store_true",
+                   help="one box per layer instead of a box around its ops")
+    p.add_argument("--title", help="title drawn above the figure (default: what the stage is)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="file to write: .svg, .png, .pdf (need Graphviz's dot) or .dot/.gv")
+    p.set_defaults(run=run)
+
+
+def _stage_path(out: Path, index: int, name: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    return out.with_name(f"{out.stem}-{index:02d}-{safe}{out.suffix}")
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = output_format(args.output)
+    if fmt != "dot" and dot_program() is None:
+        raise FusionlabError(INSTALL_HINT)
+    if args.focus is None and args.radius != 2:
+        log.warning("--radius has no effect without --focus")
+    g = load(args.model, batch=args.batch)
+    options: dict[str, Any] = {"focus": args.focus, "radius": args.radius, "match": args.match}
+    protect = [args.model] + ([args.plan_file] if args.plan_file else [])
+    out = Path(args.output)
+    if args.plan_file:
+        if args.stage != "plan":
+            raise FusionlabError("--plan draws the plan in the file; --stage applies to predictions")
+        try:
+            text = Path(args.plan_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise FusionlabError(f"{args.plan_file}: cannot read ({exc.strerror or exc})") from exc
+        plan = plan_from_json(text)
+        title = args.title or f"{g.name}: {plan.source or 'plan'} ({len(plan.layers)} layers)"
+        dot = plan_to_dot(plan, g, title=title, members=not args.compact, **options)
+        _warn_if_large(dot)
+        render_file(dot, out, protect=protect)
+        print(f"wrote {out}")
+        return 0
+    prediction = predict(g, args.target, args.precision)
+    names = [s.name for s in prediction.stages]
+    if args.stage == "all":
+        wanted = list(range(len(names)))
+    elif args.stage == "plan":
+        wanted = [len(names) - 1]
+    elif args.stage in names:
+        wanted = [names.index(args.stage)]
+    else:
+        raise FusionlabError(
+            f"--stage {args.stage!r}: target {args.target} has the stages "
+            f"{', '.join(names)} (or use plan, all)"
+        )
+    for index in wanted:
+        title, subtitle = stage_title(prediction, index, final=args.stage == "plan")
+        if args.title:
+            title = args.title
+        if names[index] == ORIGINAL:
+            dot = graph_to_dot(g, title=title, subtitle=subtitle, **options)
+        else:
+            dot = plan_to_dot(prediction.stages[index].plan, g, title=title, subtitle=subtitle,
+                              members=not args.compact, **options)
+        _warn_if_large(dot)
+        path = _stage_path(out, index, names[index]) if args.stage == "all" else out
+        render_file(dot, path, protect=protect)
+        print(f"wrote {path}")
+    return 0
+
+
+def _warn_if_large(dot: str) -> None:
+    nodes = dot.count(" [label=")
+    if nodes > LARGE:
+        log.warning("the drawing has %d boxes; Graphviz may be slow: draw part of it with "
+                    "--focus NODE --radius K or --match REGEX, or use --compact", nodes)
