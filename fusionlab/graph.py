@@ -43,6 +43,7 @@ from onnx import numpy_helper
 
 from fusionlab.errors import FusionlabError
 from fusionlab.flops import Cost, node_cost
+from fusionlab.gcpause import paused
 
 log = logging.getLogger(__name__)
 
@@ -537,6 +538,11 @@ def load(
     outside the model's folder. A node list that is not topologically sorted is sorted
     (for shape inference and :attr:`Graph.order`); node indices stay the file's.
     """
+    with paused():
+        return _load(source, batch, name)
+
+
+def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, name: str | None) -> Graph:
     model, path = _read_model(source)
     where = str(path) if path is not None else (name or model.graph.name or "model")
     if batch is not None and batch < 1:

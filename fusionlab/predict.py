@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from fusionlab.gcpause import paused
 from fusionlab.graph import Graph
 from fusionlab.partition import (
     CycleError,
@@ -162,5 +163,6 @@ def predict(graph: Graph, target: str | Target = "trt10", precision: str = "fp32
         from fusionlab.errors import FusionlabError
 
         raise FusionlabError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
-    start = initial_plan(graph, target=t.name, precision=precision)
-    return Prediction(graph, t, precision, run_passes(graph, start, t, precision))
+    with paused():
+        start = initial_plan(graph, target=t.name, precision=precision)
+        return Prediction(graph, t, precision, run_passes(graph, start, t, precision))
