@@ -233,6 +233,7 @@ def bench_one(model: str, precision: str, batch: int, iterations: int, warmup: i
         row["profile_layer_sum_ms"] = sum(r.stats.median_ms for r in result.layers)
         row["profile_kernels"] = result.kernels
         row["layer_kernels"] = {r.name: r.kernels for r in result.layers}
+        row["layer_medians_ms"] = {r.name: r.stats.median_ms for r in result.layers}
         row["method"] = result.method
     row["seconds"] = time.perf_counter() - t_start
     return row

@@ -319,7 +319,7 @@ class Work:
         self._outputs = None  # aliases and constants change: forget what was derived from them
         self._data_inputs.clear()
         data = [t for t in node.inputs if t and t not in self._consts]
-        if node.op == "Constant" or not data:
+        if node.op in ("Constant", "Shape") or not data:  # an eliminated Shape was of a static tensor
             self._consts.update(t for t in node.outputs if t)
         elif node.op in PASS_THROUGH_OPS and node.outputs:
             self._alias[node.outputs[0]] = data[0]

@@ -16,7 +16,9 @@ Conv (+ folded BN)          BatchNorm folded into the weights and bias (float64,
                             (``torch.compile``) for two or more point-wise ops on CUDA,
                             else the ops one by one
 A || B || C (merged)        one convolution over the members' concatenated (BN-folded)
-                            weights; each member's output is a channel view (``narrow``)
+                            weights; each member's output is a channel view (``narrow``);
+                            a convolution that reads such a view copies it to a dense
+                            tensor first (PyTorch hands cuDNN no strided channel views)
 Gemm (+ BN)                 ``F.linear`` with BN folded into the weights
 PWN(...) point-wise chain   ``torch.compile`` of the chain (one Triton kernel) on CUDA; the
                             ops one by one on the CPU or where compiling fails
@@ -59,6 +61,11 @@ from fusionlab.plan import Layer, Plan
 log = logging.getLogger(__name__)
 
 Tensor = torch.Tensor
+
+SINK_COPY = (", then copied into its Concat slot (a cuDNN convolution cannot write a strided "
+             "channel slice through PyTorch)")
+VIEW_INPUT = ("; its input is a channel view of a merged layer, which PyTorch copies to a dense "
+              "tensor before cuDNN reads it")
 
 
 # ---------------------------------------------------------------------------------------
@@ -103,9 +110,9 @@ class Buffers:
         if concat in self.primary:  # a Concat that feeds an eliminated Concat: nested
             buf = self.view(env, self.primary[concat])
         else:
-            buf = torch.empty(self.shapes[concat], dtype=self.dtype, device=self.device)
-            if buf.dim() == 4:
-                buf = buf.contiguous(memory_format=torch.channels_last)
+            shape = self.shapes[concat]
+            layout = torch.channels_last if len(shape) == 4 else torch.contiguous_format
+            buf = torch.empty(shape, dtype=self.dtype, device=self.device, memory_format=layout)
         env[concat] = buf
         for source, slot in self.fill_on_alloc.get(concat, ()):
             buf.narrow(slot.axis, slot.offset, slot.size).copy_(env[source])
@@ -358,6 +365,8 @@ class _Builder:
         self.concats = eliminated_concats(graph, plan, folded)
         self.bufs = plan_buffers(graph, plan, env, self.inputs, folded)
         self.kernels: dict[str, Kernel] = {}
+        self.views: set[str] = set()
+        """Tensors a merged layer writes as channel views of its wide output."""
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -551,6 +560,8 @@ class _Builder:
                     and epilogue[0].inputs.count(out) == 1)
             mode = "add_relu" if same else "none"
         fused = FusedConv(spec, self.env, mode, step)
+        if x_name in self.views:
+            notes.append(VIEW_INPUT.removeprefix("; "))
         suffix = f" ({'; '.join(notes)})" if notes else ""
         if mode != "none":
             final = epilogue[-1].outputs[0]
@@ -559,13 +570,13 @@ class _Builder:
                 y = fused(env[x_name], env[z_name] if z_name else None)
                 bufs.store(env, final, y)
 
-            sink = " then copied into its Concat slot" if final in bufs.primary else ""
+            sink = SINK_COPY if final in bufs.primary else ""
             return Realised(run, reads, writes, fused.how + suffix + sink)
         if not epilogue:
             def run_plain(env: Tensors) -> None:
                 bufs.store(env, out, fused(env[x_name]))
 
-            sink = " then copied into its Concat slot" if out in bufs.primary else ""
+            sink = SINK_COPY if out in bufs.primary else ""
             return Realised(run_plain, reads, writes, fused.how + suffix + sink)
         single = self._single_epilogue(epilogue, out)
         if single is not None:
@@ -657,6 +668,7 @@ class _Builder:
         offsets = [sum(sizes[:i]) for i in range(len(sizes))]
         writes = self.external_writes(nodes)
         bufs = self.bufs
+        self.views.update(finals)
 
         def run(env: Tensors) -> None:
             y = fused(env[x_name])

@@ -270,7 +270,10 @@ def count_kernels(program: Program, feeds: Mapping[str, Tensor]) -> KernelCount:
             continue
         at = e.time_range.start
         owner = next((i for a, b, i in ranges if a <= at <= b), None)
-        if owner is not None:
-            per_step[owner] += len(e.kernels)
+        if owner is not None:  # the step's own GPU-side annotation is no kernel
+            per_step[owner] += sum(1 for k in e.kernels if not k.name.startswith("fusionlab."))
     total = sum(1 for e in events if _on_gpu(e))
-    return KernelCount(total, tuple(per_step), total - sum(per_step))
+    unattributed = total - sum(per_step)
+    if unattributed:
+        log.info("%d GPU activities were not attributed to a step", unattributed)
+    return KernelCount(total, tuple(per_step), unattributed)

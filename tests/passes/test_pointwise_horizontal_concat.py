@@ -262,3 +262,23 @@ def test_constant_condition2_graph_output() -> None:
     n.op("Mul", "mul", "x", "k").output("k")
     plan, ctx = run_pass("fold_constants", n.graph())
     assert "k" not in plan.eliminated and failed(ctx) == {2}
+
+
+def test_shape_computation_folds_to_a_fixpoint() -> None:
+    #   x -> Shape -> Gather(0) -> Unsqueeze -> Concat(·, [-1]) -> Reshape(pool, ·) -> relu
+    #   (the Flatten that older PyTorch exporters write): everything but pool, reshape, relu folds
+    n = Net(size=2).maxpool("p", "x")
+    n.inits += [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+                numpy_helper.from_array(np.array([0], np.int64), "axes"),
+                numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
+    n.nodes += [helper.make_node("Shape", ["p"], ["shape"], name="shape"),
+                helper.make_node("Gather", ["shape", "zero"], ["n"], name="gather", axis=0),
+                helper.make_node("Unsqueeze", ["n", "axes"], ["n1"], name="unsqueeze"),
+                helper.make_node("Concat", ["n1", "minus1"], ["target"], name="cat", axis=0),
+                helper.make_node("Reshape", ["p", "target"], ["flat"], name="reshape")]
+    n.channels.update({"flat": 8})
+    n.relu("relu", "flat")
+    plan = final(n.graph(), "trt10")
+    assert set(plan.eliminated) >= {"shape", "gather", "unsqueeze", "cat"}
+    assert not any(layer.inserted for layer in plan.layers)
+    assert groups(plan) == {frozenset({"p"}), frozenset({"reshape"}), frozenset({"relu"})}
