@@ -47,6 +47,12 @@ def gpu_present() -> bool:
     return True
 
 
+def build_rtx_engine(model: Path, engine: Path) -> None:
+    """Build ``model`` at batch 1 with TensorRT-RTX's CPU builder and save it to ``engine``."""
+    args = ["build", str(model), "--backend", "rtx", "--batch", "1", "--no-progress", "--save-engine", str(engine)]
+    assert main(args) == 0
+
+
 def one_error_line(capsys: pytest.CaptureFixture[str], code: int) -> str:
     """Check exit code 2 and a single ``fusionlab: error:`` line on stderr; return it."""
     out, err = capsys.readouterr()
@@ -155,22 +161,7 @@ def test_profile_refuses_build_options_for_an_engine(
     rtx_installed: None, capsys: pytest.CaptureFixture[str], inception: Path, tmp_path: Path
 ) -> None:
     engine = tmp_path / "i3a.engine"
-    assert (
-        main(
-            [
-                "build",
-                str(inception),
-                "--backend",
-                "rtx",
-                "--batch",
-                "1",
-                "--no-progress",
-                "--save-engine",
-                str(engine),
-            ]
-        )
-        == 0
-    )
+    build_rtx_engine(inception, engine)
     capsys.readouterr()
     line = one_error_line(capsys, main(["profile", str(engine), "--backend", "rtx", "--fp16"]))
     assert "--fp16 applies to building" in line
@@ -187,22 +178,7 @@ def test_profile_without_a_gpu_is_one_line(
     if gpu_present():
         pytest.skip("a CUDA GPU is present: the tensorrt/gpu tests profile for real")
     engine = tmp_path / "foreign.engine"
-    assert (
-        main(
-            [
-                "build",
-                str(inception),
-                "--backend",
-                "rtx",
-                "--batch",
-                "1",
-                "--no-progress",
-                "--save-engine",
-                str(engine),
-            ]
-        )
-        == 0
-    )
+    build_rtx_engine(inception, engine)
     (tmp_path / "foreign.engine.fusionlab.json").unlink()  # as if someone else built it
     capsys.readouterr()
     line = one_error_line(capsys, main(["profile", str(engine), "--backend", "rtx"]))
