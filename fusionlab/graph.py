@@ -109,7 +109,7 @@ class Tensor:
     shape: tuple[Dim, ...] | None
     dtype: str | None
 
-    @property
+    @functools.cached_property
     def numel(self) -> int | None:
         """Number of elements, or None when a dimension is not a known number.
 
@@ -123,7 +123,7 @@ class Tensor:
             return None
         return math.prod(dims)
 
-    @property
+    @functools.cached_property
     def nbytes(self) -> int | None:
         """Size in bytes, or None when the shape or dtype is unknown."""
         n = self.numel
@@ -473,10 +473,15 @@ def _freeze(dg: nx.DiGraph[str]) -> nx.DiGraph[str]:
     return result
 
 
+Edges = dict[tuple[str, str], list[str]]
+"""(writer, reader) -> the tensors between them, in the reader's input order."""
+
+
 def _topological_order(
     names: list[str], nodes: list[onnx.NodeProto], g: onnx.GraphProto, where: str
-) -> tuple[tuple[str, ...], dict[str, str], list[tuple[str, ...]]]:
-    """Check the structure; return the order, the producers and each node's implicit inputs.
+) -> tuple[tuple[str, ...], dict[str, str], list[tuple[str, ...]], Edges]:
+    """Check the structure; return the order, the producers, each node's implicit inputs
+    and the node-to-node edges with their tensors.
 
     Raises FusionlabError for a tensor written twice, a dangling input or output, or a
     cycle. The order is the file's where the file is sorted, else the topological order
@@ -495,8 +500,7 @@ def _topological_order(
     available = set(producer) | {i.name for i in g.initializer} | {vi.name for vi in g.input}
     available |= {s.values.name for s in g.sparse_initializer}
     implicit = [_implicit_inputs(n) for n in nodes]
-    dg: nx.DiGraph[str] = nx.DiGraph()
-    dg.add_nodes_from(names)
+    edges: Edges = {}
     for nm, n, imp in zip(names, nodes, implicit, strict=True):
         for t in (*n.input, *imp):
             if not t:
@@ -506,22 +510,28 @@ def _topological_order(
                     f"{where}: node {nm!r} reads {t!r}, which no node, input or "
                     "initializer provides"
                 )
-            if t in producer:
-                dg.add_edge(producer[t], nm)
+            src = producer.get(t)
+            if src is not None:
+                between = edges.setdefault((src, nm), [])
+                if t not in between:
+                    between.append(t)
     for vi in g.output:
         if vi.name not in available:
             raise FusionlabError(
                 f"{where}: graph output {vi.name!r} is not produced by any node"
             )
+    index_of = {nm: i for i, nm in enumerate(names)}
+    if all(index_of[a] < index_of[b] for a, b in edges):
+        return tuple(names), producer, implicit, edges  # sorted, hence acyclic
+    dg: nx.DiGraph[str] = nx.DiGraph()
+    dg.add_nodes_from(names)
+    dg.add_edges_from(edges)
     if not nx.is_directed_acyclic_graph(dg):
         cycle = nx.find_cycle(dg)
         path = " -> ".join([*(a for a, _ in cycle), cycle[0][0]])
         raise FusionlabError(f"{where}: the graph has a cycle: {path}")
-    index_of = {nm: i for i, nm in enumerate(names)}
-    if all(index_of[a] < index_of[b] for a, b in dg.edges):
-        return tuple(names), producer, implicit
     order = tuple(nx.lexicographical_topological_sort(dg, key=index_of.__getitem__))
-    return order, producer, implicit
+    return order, producer, implicit, edges
 
 
 def load(
@@ -552,7 +562,7 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
         model = _fix_batch(model, batch, where)
     file_nodes = list(model.graph.node)
     names = _unique_names(file_nodes)
-    order, producer, implicit = _topological_order(names, file_nodes, model.graph, where)
+    order, producer, implicit, edges = _topological_order(names, file_nodes, model.graph, where)
 
     if order != tuple(names):
         # ONNX shape inference walks the node list once, in order: give it sorted nodes,
@@ -581,8 +591,9 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
         )
         weights[init.name] = w
         tensors[init.name] = w
-    for n in nodes:
-        for t in (*n.input, *n.output):
+    io = [(tuple(n.input), tuple(n.output)) for n in nodes]  # protobuf fields, read once
+    for ins, outs in io:
+        for t in (*ins, *outs):
             if t and t not in tensors:
                 tensors[t] = Tensor(t, None, None)
 
@@ -590,8 +601,9 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     graph_outputs = tuple(tensors[vi.name] for vi in g.output)
 
     dg: nx.DiGraph[str] = nx.DiGraph()
+    node_rows: list[tuple[str, dict[str, Any]]] = []
     for index, (nm, n) in enumerate(zip(names, nodes, strict=True)):
-        ins = tuple(n.input)
+        ins, outs = io[index]
         attrs = _attrs(n)
         node = Node(
             name=nm,
@@ -599,35 +611,33 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
             index=index,
             attrs=_FrozenDict(attrs),
             inputs=ins,
-            outputs=tuple(n.output),
+            outputs=outs,
             weights=tuple(t for t in ins if t in weights),
-            cost=node_cost(
-                n.op_type, attrs, _tensors_of(tensors, ins), _tensors_of(tensors, n.output)
-            ),
+            cost=node_cost(n.op_type, attrs, _tensors_of(tensors, ins), _tensors_of(tensors, outs)),
             domain=n.domain,
             implicit_inputs=implicit[index],
         )
-        dg.add_node(nm, node=node, op=n.op_type)
+        node_rows.append((nm, {"node": node, "op": n.op_type}))
+    dg.add_nodes_from(node_rows)
     position = {nm: i for i, nm in enumerate(order)}
     consumers: dict[str, set[str]] = {}
-    for nm in order:
-        n = nodes[dg.nodes[nm]["node"].index]
-        for t in (*n.input, *dg.nodes[nm]["node"].implicit_inputs):
-            if not t:
-                continue
-            consumers.setdefault(t, set()).add(nm)
-            src = producer.get(t)
-            if src is None:
-                continue
-            tensor = tensors[t]
-            if dg.has_edge(src, nm):
-                data = dg.edges[src, nm]
-                if all(x.name != t for x in data["tensors"]):
-                    data["tensors"] = (*data["tensors"], tensor)
-            else:
-                dg.add_edge(
-                    src, nm, tensor=t, shape=tensor.shape, dtype=tensor.dtype, tensors=(tensor,)
-                )
+    for nm, (ins, _), imp in zip(names, io, implicit, strict=True):
+        for t in (*ins, *imp):
+            if t:
+                consumers.setdefault(t, set()).add(nm)
+    dg.add_edges_from(
+        (
+            src,
+            dst,
+            {
+                "tensor": ts[0],
+                "shape": tensors[ts[0]].shape,
+                "dtype": tensors[ts[0]].dtype,
+                "tensors": tuple(tensors[t] for t in ts),
+            },
+        )
+        for (src, dst), ts in edges.items()
+    )
     frozen_consumers = {
         t: tuple(sorted(c, key=position.__getitem__)) for t, c in consumers.items()
     }

@@ -85,15 +85,20 @@ def kind_of(op: str) -> str:
 
 
 def initial_plan(graph: Graph, *, target: str | None = None, precision: str = "fp32") -> Plan:
-    """The unfused plan: one layer per ONNX node, in topological order."""
+    """The unfused plan: one layer per ONNX node, in topological order.
+
+    Each layer's ``inputs`` are its node's data inputs (no weights) and its ``outputs`` the
+    tensors another node reads or that are graph outputs, as :meth:`Work.finish` computes them.
+    """
+    weights, outs, readers = graph.weights, graph.output_names, graph.consumers
     layers = tuple(
         Layer(
             n.name,
             kind_of(n.op),
             (n.name,),
             UNFUSED,
-            inputs=tuple(t for t in n.inputs if t),
-            outputs=tuple(t for t in n.outputs if t),
+            inputs=tuple(dict.fromkeys(t for t in n.inputs if t and t not in weights)),
+            outputs=tuple(t for t in n.outputs if t and (t in outs or readers.get(t))),
         )
         for n in graph.nodes()
     )
@@ -263,31 +268,46 @@ class Work:
         absorbed: Iterable[str] = (),
         name: str | None = None,
     ) -> Layer:
-        """Merge layer ``other`` into layer ``into`` (its nodes appended after ``into``'s)."""
+        """Merge layer ``other`` into layer ``into`` (its nodes appended after ``into``'s).
+
+        The merged layer's tensors follow from the two layers' own: what one wrote and only
+        the other read is now internal.
+        """
         a, b = self.layer(into), self.layer(other)
+        for n in b.nodes:
+            self.owner[n] = into
+        written = {*a.outputs, *b.outputs}
+        inputs = tuple(dict.fromkeys(t for t in (*a.inputs, *b.inputs) if t not in written))
+        outputs = tuple(
+            t for t in dict.fromkeys((*a.outputs, *b.outputs))
+            if self.is_graph_output(t) or any(self.owner.get(c) != into for c in self.consumers(t))
+        )
         merged = Layer(
             name=name or f"{a.name}{sep}{b.name}",
             kind=kind or a.kind,
             nodes=a.nodes + b.nodes,
             rule=rule,
             absorbed=a.absorbed + b.absorbed + tuple(absorbed),
+            inputs=inputs,
+            outputs=outputs,
         )
         self.layers[into] = merged
         self.layers[other] = None
         self._edited = True
-        for n in b.nodes:
-            self.owner[n] = into
-        self._changed.add(into)
         if other in self.inserted_after:
             self.inserted_after.setdefault(into, []).extend(self.inserted_after.pop(other))
         return merged
 
     def relabel(self, index: int, **changes: object) -> Layer:
-        """Replace fields of a live layer (e.g. its name, kind or rule)."""
-        layer = replace(self.layer(index), **changes)  # type: ignore[arg-type]
+        """Replace fields of a live layer (its name, kind, rule, or the order of its nodes).
+
+        The set of nodes must stay the same, so the layer's tensors stay right.
+        """
+        old = self.layer(index)
+        layer = replace(old, **changes)  # type: ignore[arg-type]
+        assert set(layer.nodes) == set(old.nodes), "relabel must not change a layer's nodes"
         self.layers[index] = layer
         self._edited = True
-        self._changed.add(index)
         return layer
 
     def eliminate(self, node: str, reason: str) -> None:
@@ -298,7 +318,8 @@ class Work:
         assert layer.nodes == (node,), f"eliminate {node}: not alone in {layer.name}"
         self.layers[index] = None
         self.eliminated[node] = reason
-        self._note_eliminated(node)
+        if not self._note_eliminated(node):
+            return  # no other layer reads or writes anything new
         n = self.graph.node(node)
         for t in n.outputs:
             for c in self.consumers(t):
@@ -314,15 +335,20 @@ class Work:
         self.inserted_after.setdefault(index, []).append(layer)
         self._edited = True
 
-    def _note_eliminated(self, name: str) -> None:
+    def _note_eliminated(self, name: str) -> bool:
+        """Record what an eliminated node leaves behind; True when the data flow changed
+        (its output became a constant or an alias of its input)."""
         node = self.graph.node(name)
-        self._outputs = None  # aliases and constants change: forget what was derived from them
-        self._data_inputs.clear()
         data = [t for t in node.inputs if t and t not in self._consts]
         if node.op in ("Constant", "Shape") or not data:  # an eliminated Shape was of a static tensor
             self._consts.update(t for t in node.outputs if t)
         elif node.op in PASS_THROUGH_OPS and node.outputs:
             self._alias[node.outputs[0]] = data[0]
+        else:
+            return False  # e.g. a Concat whose producers write into its output
+        self._outputs = None  # aliases and constants changed: forget what was derived from them
+        self._data_inputs.clear()
+        return True
 
     # -- finishing -------------------------------------------------------------------
 

@@ -112,3 +112,19 @@ def test_renaming_and_reordering_do_not_change_groups(net: Net, target: str, see
     assert renamed == {frozenset(mapping[n] for n in group) for group in base}
     reordered = groups(predict(load(_reordered(model, seed)), target).plan)
     assert reordered == base
+
+
+@SETTINGS
+@given(nets(), st.sampled_from(sorted(TARGETS)), st.sampled_from(["fp32", "fp16"]))
+def test_every_stage_keeps_layer_tensors_exact(net: Net, target: str, precision: str) -> None:
+    # layer inputs/outputs are kept incrementally; they must equal a fresh computation
+    from fusionlab.partition import Work
+
+    g = net.graph()
+    for stage in predict(g, target, precision).stages:
+        fresh = Work(g, stage.plan)
+        for i, layer in enumerate(stage.plan.layers):
+            if layer.inserted:
+                continue
+            assert layer.inputs == tuple(fresh.external_inputs(i)), (stage.name, layer.name)
+            assert layer.outputs == tuple(fresh.external_outputs(i)), (stage.name, layer.name)
