@@ -108,28 +108,23 @@ class Tensor:
     name: str
     shape: tuple[Dim, ...] | None
     dtype: str | None
+    numel: int | None = field(init=False, repr=False, compare=False)
+    """Number of elements, or None when a dimension is not a known number.
 
-    @functools.cached_property
-    def numel(self) -> int | None:
-        """Number of elements, or None when a dimension is not a known number.
+    >>> Tensor("x", (2, 3), "float32").numel, Tensor("x", ("N", 3), "float32").numel
+    (6, None)
+    """
+    nbytes: int | None = field(init=False, repr=False, compare=False)
+    """Size in bytes, or None when the shape or dtype is unknown."""
 
-        >>> Tensor("x", (2, 3), "float32").numel, Tensor("x", ("N", 3), "float32").numel
-        (6, None)
-        """
-        if self.shape is None:
-            return None
-        dims = [d for d in self.shape if isinstance(d, int)]
-        if len(dims) != len(self.shape):
-            return None
-        return math.prod(dims)
-
-    @functools.cached_property
-    def nbytes(self) -> int | None:
-        """Size in bytes, or None when the shape or dtype is unknown."""
-        n = self.numel
-        if n is None or self.dtype is None:
-            return None
-        return n * dtype_size(self.dtype)
+    def __post_init__(self) -> None:
+        # computed once here: these are read for every node's cost
+        numel = None
+        if self.shape is not None and all(isinstance(d, int) for d in self.shape):
+            numel = math.prod(self.shape)  # type: ignore[arg-type]
+        object.__setattr__(self, "numel", numel)
+        nbytes = None if numel is None or self.dtype is None else numel * dtype_size(self.dtype)
+        object.__setattr__(self, "nbytes", nbytes)
 
 
 @dataclass(frozen=True)
@@ -189,6 +184,11 @@ class Graph:
     opset: int
     path: Path | None = None
     model: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def position(self) -> dict[str, int]:
+        """Node name -> its place in :attr:`order`, computed once."""
+        return {name: i for i, name in enumerate(self.order)}
 
     @functools.cached_property
     def edge_list(self) -> list[tuple[str, str]]:

@@ -374,8 +374,17 @@ class Work:
         for i, extra in self.inserted_after.items():
             if self.layers[i] is None:
                 layers.extend(extra)  # its layer was eliminated: keep the insert anyway
-        plan = replace(self.plan, layers=tuple(layers), eliminated=dict(self.eliminated))
-        return replace(plan, layers=topological_layers(self.graph, plan))
+        return sort_plan(self.graph, replace(self.plan, layers=tuple(layers), eliminated=dict(self.eliminated)))
+
+
+_EDGE_MEMO: list[tuple[Plan, Graph, dict[int, set[int]]]] = []
+"""The quotient edges of the last few plans :meth:`Work.finish` produced, kept together with
+the plans (so object identity stays meaningful): the pass manager's check reuses them."""
+
+
+def _remember_edges(graph: Graph, plan: Plan, succ: dict[int, set[int]]) -> None:
+    _EDGE_MEMO.append((plan, graph, succ))
+    del _EDGE_MEMO[:-4]
 
 
 def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
@@ -385,6 +394,9 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
     is written by the producers of its parts); an inserted layer (a copy) reads the
     tensors in its ``inputs`` and feeds the readers of its ``outputs``.
     """
+    for known, g, succ in _EDGE_MEMO:
+        if known is plan and g is graph:
+            return succ
     owner = plan.node_to_layer()
     stands_for: dict[str, set[int]] = {}
     for name in graph.order:  # topological: an eliminated node's feeders are known first
@@ -469,7 +481,21 @@ def topological_layers(graph: Graph, plan: Plan) -> tuple[Layer, ...]:
     right after the latest layer it reads from. The order depends only on the partition,
     not on the order of ``plan.layers``. Raises :class:`CycleError` for a cyclic plan.
     """
-    position = {n: i for i, n in enumerate(graph.order)}
+    order, _ = _topological(graph, plan)
+    return tuple(plan.layers[i] for i in order)
+
+
+def sort_plan(graph: Graph, plan: Plan) -> Plan:
+    """``plan`` with its layers in topological order (see :func:`topological_layers`)."""
+    order, succ = _topological(graph, plan)
+    result = replace(plan, layers=tuple(plan.layers[i] for i in order))
+    new = {old: i for i, old in enumerate(order)}
+    _remember_edges(graph, result, {new[a]: {new[b] for b in bs} for a, bs in succ.items()})
+    return result
+
+
+def _topological(graph: Graph, plan: Plan) -> tuple[list[int], dict[int, set[int]]]:
+    position = graph.position
     succ = _all_layers(layer_edges(graph, plan), len(plan.layers))
     keys: dict[int, float] = {}
     preds: dict[int, list[int]] = {}
@@ -484,4 +510,4 @@ def topological_layers(graph: Graph, plan: Plan) -> tuple[Layer, ...]:
             before = [keys[p] for p in preds.get(i, ()) if p in keys]
             keys[i] = (max(before) if before else -1.0) + 0.5
     order = _ordered(succ, lambda i: (keys[i], plan.layers[i].name, plan.layers[i].outputs))
-    return tuple(plan.layers[i] for i in order)
+    return order, succ

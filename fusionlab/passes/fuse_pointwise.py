@@ -44,7 +44,7 @@ def pwn_name(graph: Graph, nodes: tuple[str, ...]) -> str:
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     allowed = ctx.target.pointwise_ops
-    position = {n: i for i, n in enumerate(graph.order)}
+    position = graph.position
 
     def pointwise(index: int) -> bool:
         return all(op in allowed for op in work.ops_of(index))
