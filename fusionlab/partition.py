@@ -394,9 +394,9 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
     is written by the producers of its parts); an inserted layer (a copy) reads the
     tensors in its ``inputs`` and feeds the readers of its ``outputs``.
     """
-    for known, g, succ in _EDGE_MEMO:
+    for known, g, remembered in _EDGE_MEMO:
         if known is plan and g is graph:
-            return succ
+            return remembered
     owner = plan.node_to_layer()
     stands_for: dict[str, set[int]] = {}
     for name in graph.order:  # topological: an eliminated node's feeders are known first
