@@ -426,7 +426,7 @@ def _implicit_inputs(node: onnx.NodeProto) -> tuple[str, ...]:
 
 def _tensors_of(tensors: Mapping[str, Tensor], names: Iterable[str]) -> list[Tensor | None]:
     """The tensors named, None for an empty (omitted optional) name."""
-    return [tensors.get(t, Tensor(t, None, None)) if t else None for t in names]
+    return [(tensors[t] if t in tensors else Tensor(t, None, None)) if t else None for t in names]
 
 
 def _tensor_attr(t: onnx.TensorProto) -> Any:
@@ -448,13 +448,28 @@ def _attr_value(value: Any) -> Any:
     return f"<{type(value).__name__}>"  # sparse tensors, type protos
 
 
+_A = onnx.AttributeProto
+
+
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for a in node.attribute:
-        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+        kind = a.type
+        # the common kinds read directly (this runs for every attribute of every node)
+        if kind == _A.INT:
+            out[a.name] = a.i
+        elif kind == _A.INTS:
+            out[a.name] = tuple(a.ints)
+        elif kind == _A.FLOAT:
+            out[a.name] = a.f
+        elif kind == _A.FLOATS:
+            out[a.name] = tuple(a.floats)
+        elif kind == _A.STRING:
+            out[a.name] = a.s.decode("utf-8", "replace")
+        elif kind in (_A.GRAPH, _A.GRAPHS):
             out[a.name] = "<subgraph>"
-            continue
-        out[a.name] = _attr_value(onnx.helper.get_attribute_value(a))
+        else:
+            out[a.name] = _attr_value(onnx.helper.get_attribute_value(a))
     return out
 
 
