@@ -371,12 +371,42 @@ def _fix_batch(model: onnx.ModelProto, batch: int, where: str) -> onnx.ModelProt
     return fixed
 
 
-def _infer_shapes(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
+SMALL_INITIALIZER = 64
+"""Initializers up to this many elements keep their data for shape inference (shape
+tensors, axes); larger ones (weights) are described by shape and type only."""
+
+
+def _inferred_infos(
+    model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto], where: str
+) -> list[onnx.ValueInfoProto]:
+    """Value infos of the graph's inputs, intermediates and outputs after ONNX shape inference.
+
+    Inference runs on a skeleton of the model: ``nodes`` (in topological order) and every
+    initializer larger than :data:`SMALL_INITIALIZER` elements replaced by a typed input,
+    so the weights are neither serialized nor parsed again (for a 100 MB model most of
+    the time shape inference took). The user's model is not touched.
+    """
+    g = model.graph
+    skeleton = onnx.ModelProto(ir_version=model.ir_version)
+    skeleton.opset_import.extend(model.opset_import)
+    sk = skeleton.graph
+    sk.node.extend(nodes)
+    sk.input.extend(g.input)
+    sk.output.extend(g.output)
+    sk.value_info.extend(g.value_info)
+    declared = {vi.name for vi in g.input}
+    for init in g.initializer:
+        if math.prod(init.dims) <= SMALL_INITIALIZER and init.data_location != onnx.TensorProto.EXTERNAL:
+            sk.initializer.append(init)
+        elif init.name not in declared:
+            sk.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    sk.sparse_initializer.extend(g.sparse_initializer)
     try:
-        return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True).graph
     except Exception as exc:  # onnx raises InferenceError and others
         log.warning("%s: shape inference failed (%s); shapes may be unknown", where, exc)
-        return model
+        inferred = sk
+    return [*g.input, *inferred.value_info, *inferred.output]
 
 
 def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
@@ -580,23 +610,17 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     order, producer, implicit, edges = _topological_order(names, file_nodes, model.graph, where)
 
     if order != tuple(names):
-        # ONNX shape inference walks the node list once, in order: give it sorted nodes,
-        # then put the file's order back so that Node.index still points into it.
+        # ONNX shape inference walks the node list once, in order: give it sorted nodes;
+        # Node.index still points into the file's order.
         position = {nm: i for i, nm in enumerate(names)}
-        sorted_model = onnx.ModelProto()
-        sorted_model.CopyFrom(model)
-        del sorted_model.graph.node[:]
-        sorted_model.graph.node.extend(file_nodes[position[nm]] for nm in order)
-        model = _infer_shapes(sorted_model, where)
-        del model.graph.node[:]
-        model.graph.node.extend(file_nodes)
+        infos = _inferred_infos(model, (file_nodes[position[nm]] for nm in order), where)
     else:
-        model = _infer_shapes(model, where)
+        infos = _inferred_infos(model, file_nodes, where)
     g = model.graph
-    nodes = list(g.node)
+    nodes = file_nodes
 
     tensors: dict[str, Tensor] = {}
-    for vi in [*g.input, *g.value_info, *g.output]:
+    for vi in infos:
         tensors[vi.name] = _tensor_of(vi)
     weights: dict[str, Weight] = {}
     for init in g.initializer:
