@@ -34,6 +34,8 @@ True
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 import importlib
 import json
@@ -48,13 +50,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
 import numpy as np
 from packaging.version import InvalidVersion, Version
 
 from fusionlab.errors import FusionlabError, missing_extra
+from fusionlab.gcpause import paused
 from fusionlab.io import write_atomic
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 if TYPE_CHECKING:
     import tensorrt
@@ -443,6 +449,29 @@ def _read_onnx(path: Path) -> Graph:
     return load(path)
 
 
+def outside_gc(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` with Python's cyclic collector paused, then collect.
+
+    TensorRT calls back into Python (logger, progress monitor, profiler) while it holds
+    its own locks. A collection that runs inside such a callback can destroy a TensorRT
+    object left in a reference cycle by an earlier call, and its destructor waits for the
+    lock the caller holds: a deadlock (seen with TensorRT-RTX 1.7: a Builder freed by the
+    collector inside the logger callback of ``createInferBuilder``). So no collection runs
+    during these calls, and leftovers are collected right after, outside TensorRT.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            with paused():
+                return fn(*args, **kwargs)
+        finally:
+            gc.collect()
+
+    return wrapper
+
+
+@outside_gc
 def build_engine(model: str | os.PathLike[str], options: BuildOptions, backend: Backend) -> Engine:
     """Parse an ONNX file and build a serialized engine, the way the live backend always does.
 
@@ -848,6 +877,7 @@ class LoadedEngine:
         return str(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
 
 
+@outside_gc
 def layer_information(data: bytes, backend: Backend) -> str:
     """The inspector JSON of a serialized engine (deserializing needs a supported GPU)."""
     from fusionlab.backends.tensorrt_cuda import open_cuda
@@ -1147,6 +1177,7 @@ def _profile_layers(session: _Session, options: ProfileOptions) -> LayerTimes:
     return times
 
 
+@outside_gc
 def profile_engine(data: bytes, backend: Backend, options: ProfileOptions) -> ProfileRun:
     """Time a serialized engine on the GPU, as trtexec does; needs a GPU TensorRT supports."""
     from fusionlab.backends.tensorrt_cuda import open_cuda
