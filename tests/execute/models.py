@@ -25,7 +25,8 @@ def _bn(rng: np.random.Generator, prefix: str, c: int) -> list[onnx.TensorProto]
 def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
            outputs: list[onnx.ValueInfoProto], inits: list[onnx.TensorProto]) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "test", inputs, outputs, initializer=inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    # IR version 8 (ONNX 1.10+): loadable by older onnxruntime builds too, such as the GPU machine's
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
 
 
 def pointwise_model() -> onnx.ModelProto:
