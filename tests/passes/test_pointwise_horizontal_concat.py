@@ -229,36 +229,25 @@ def test_noop_condition2_graph_output() -> None:
     assert "i" not in plan.eliminated and failed(ctx) == {2}
 
 
+def _with_constant_k() -> Net:
+    """A net whose Constant node ``k`` holds a [1, 8, 1, 1] tensor of ones."""
+    n = Net()
+    value = numpy_helper.from_array(np.ones((1, 8, 1, 1), np.float32))
+    n.nodes.append(helper.make_node("Constant", [], ["k"], name="k", value=value))
+    n.channels["k"] = 8
+    return n
+
+
 def test_constants_folded() -> None:
     #   Constant k -> mul(x, k): k disappears, mul stays
-    n = Net()
-    n.nodes.append(
-        helper.make_node(
-            "Constant",
-            [],
-            ["k"],
-            name="k",
-            value=numpy_helper.from_array(np.ones((1, 8, 1, 1), np.float32)),
-        )
-    )
-    n.channels["k"] = 8
+    n = _with_constant_k()
     n.op("Mul", "mul", "x", "k")
     plan, _ = run_pass("fold_constants", n.graph())
     assert "k" in plan.eliminated and groups(plan) == {frozenset({"mul"})}
 
 
 def test_constant_condition2_graph_output() -> None:
-    n = Net()
-    n.nodes.append(
-        helper.make_node(
-            "Constant",
-            [],
-            ["k"],
-            name="k",
-            value=numpy_helper.from_array(np.ones((1, 8, 1, 1), np.float32)),
-        )
-    )
-    n.channels["k"] = 8
+    n = _with_constant_k()
     n.op("Mul", "mul", "x", "k").output("k")
     plan, ctx = run_pass("fold_constants", n.graph())
     assert "k" not in plan.eliminated and failed(ctx) == {2}
