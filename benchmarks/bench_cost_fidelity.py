@@ -27,15 +27,16 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from fusionlab import cost, zoo
-from fusionlab.backends.trtexec import (
+from fusionlab import zoo
+from fusionlab.cost import model as cost
+from fusionlab.formats.trtexec import (
     engine_info_to_plan,
     parse_engine_info,
     read_profile,
     read_trex_metadata,
 )
-from fusionlab.graph import Graph, load
-from fusionlab.predict import predict
+from fusionlab.fusion.predictor import predict
+from fusionlab.ir.graph import Graph, load
 
 RECORDS = Path(__file__).resolve().parents[2] / "shared" / "records" / "trex-resnet18-a100"
 DEVICE = "a100-80gb-pcie"

@@ -38,15 +38,15 @@ import torch
 from torch import nn
 
 from fusionlab import zoo
-from fusionlab.backends.trtexec import layer_info_to_json, profile_to_json
 from fusionlab.execute import ExecuteOptions, backend_settings, build, execute
 from fusionlab.execute.check import compare, relative_error
 from fusionlab.execute.kernels import Env, conv_geometry
 from fusionlab.execute.program import Program, make_env
 from fusionlab.execute.timing import count_launches, time_callable
-from fusionlab.graph import Graph, Node, load
+from fusionlab.formats.trtexec import layer_info_to_json, profile_to_json
+from fusionlab.fusion.predictor import predict
+from fusionlab.ir.graph import Graph, Node, load
 from fusionlab.plan import plan_to_json
-from fusionlab.predict import predict
 
 log = logging.getLogger("bench_execute")
 

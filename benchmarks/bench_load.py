@@ -1,4 +1,4 @@
-"""How fast ``fusionlab.graph.load`` reads a model: ONNX parse + shape inference + graph IR.
+"""How fast ``fusionlab.ir.graph.load`` reads a model: ONNX parse + shape inference + graph IR.
 
 Two models from the zoo are written to a temporary folder first (not timed): GoogLeNet
 (196 nodes, 28 MB of weights) and a synthetic chain of Inception blocks (20 nodes a block;
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fusionlab import zoo
-from fusionlab.graph import load
+from fusionlab.ir.graph import load
 
 
 def time_load(path: Path, batch: int, repeat: int) -> tuple[int, list[float]]:
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeat < 1 or args.blocks < 1:
         parser.error("--repeat and --blocks must be at least 1")
     models = ["googlenet", f"inception-chain-{args.blocks}"]
-    print(f"fusionlab.graph.load, batch 1, median of {args.repeat} runs")
+    print(f"fusionlab.ir.graph.load, batch 1, median of {args.repeat} runs")
     with tempfile.TemporaryDirectory(prefix="fusionlab-bench-") as tmp:
         for name in models:
             path = zoo.export(name, Path(tmp) / f"{name}.onnx")

@@ -21,8 +21,8 @@ from pathlib import Path
 import onnx
 
 from fusionlab import zoo
-from fusionlab.graph import load
-from fusionlab.predict import predict
+from fusionlab.fusion.predictor import predict
+from fusionlab.ir.graph import load
 
 
 def median_times(fns: list[Callable[[], object]], repeat: int) -> list[float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from fusionlab.errors import FusionlabError
-from fusionlab.graph import Graph, load
+from fusionlab.ir.graph import Graph, load
 from fusionlab.plan import Layer, Plan
 
 __all__ = ["FusionlabError", "Graph", "Layer", "Plan", "__version__", "load"]

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import onnx
 
-from fusionlab.expect import Expectations, check, report
-from fusionlab.graph import load
-from fusionlab.predict import predict
+from fusionlab.compare.expect import Expectations, check, report
+from fusionlab.fusion.predictor import predict
+from fusionlab.ir.graph import load
 
 
 def assert_fusions(

@@ -8,11 +8,10 @@ expected to exit 0, or 2 when its expected output is a ``fusionlab: error:`` lin
 when the command ends with ``# exit N``.
 
 The blocks of one document run in order in one temporary folder ``main/`` laid out like
-the repository: ``models/`` (a link to the repository's), ``docs/examples/`` (a copy)
-and ``../shared/records`` (a link, when the recorded engines are there). A comment
-``<!-- docs-test: requires dot -->`` (Graphviz's program), ``requires records`` (the
-recorded engines), ``requires tensorrt-builder`` (TensorRT or TensorRT-RTX) or ``requires
-MODULE`` (an importable module) on the line before a block skips that block, with the
+the repository: ``models/`` and ``records/`` (links to the repository's) and
+``docs/examples/`` (a copy). A comment ``<!-- docs-test: requires dot -->`` (Graphviz's
+program), ``requires tensorrt-builder`` (TensorRT or TensorRT-RTX) or ``requires MODULE``
+(an importable module) on the line before a block skips that block, with the
 reason, where the requirement is missing. Blocks fenced as ```sh are shown, not run.
 
 Docs figures: ``docs/figures/*.dot`` must be what ``fusionlab figures`` draws now.
@@ -33,10 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from fusionlab.figures import FIGURES, figure_dot
+from fusionlab.render.figures import FIGURES, figure_dot
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDS = ROOT.parent / "shared" / "records"
+RECORDS = ROOT / "records"
 DOCUMENTS = ("README.md", "docs/guide.md", "docs/adding-a-pass.md")
 BUILDER_MODULES = ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")
 """Any of these builds engines (``requires tensorrt-builder``)."""
@@ -95,8 +94,6 @@ def missing(requirement: str | None) -> str | None:
     """Why ``requirement`` is not met here, or None."""
     if requirement is None:
         return None
-    if requirement == "records":
-        return None if RECORDS.is_dir() else f"recorded engines not found at {RECORDS}"
     if requirement == "dot":
         return None if shutil.which("dot") else "Graphviz's dot is not installed"
     if requirement == "tensorrt-builder":
@@ -121,9 +118,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (main / "models").symlink_to(ROOT / "models", target_is_directory=True)
         if (ROOT / "docs" / "examples").is_dir():
             shutil.copytree(ROOT / "docs" / "examples", main / "docs" / "examples")
-        if RECORDS.is_dir():
-            (base / "shared").mkdir()
-            (base / "shared" / "records").symlink_to(RECORDS, target_is_directory=True)
+        (main / "records").symlink_to(RECORDS, target_is_directory=True)
         out[doc] = main
     return out
 

@@ -77,8 +77,8 @@ def test_doctests(name: str) -> None:
 
 def test_the_foundation_modules_carry_examples() -> None:
     """The runner really finds examples (a broken finder would skip everything)."""
-    for name in ("fusionlab.graph", "fusionlab.flops", "fusionlab.plan", "fusionlab.io",
-                 "fusionlab.table", "fusionlab.ops", "fusionlab.errors"):
+    for name in ("fusionlab.ir.graph", "fusionlab.ir.flops", "fusionlab.plan", "fusionlab.io",
+                 "fusionlab.table", "fusionlab.ir.ops", "fusionlab.errors"):
         results, report = run_doctests(importlib.import_module(name))
         assert results.attempted >= 1, name
         assert results.failed == 0, report

@@ -19,7 +19,7 @@ profiling verbosity (always, so the engine inspector names the ONNX nodes of eac
 a progress bar through ``IProgressMonitor``. Profiling follows trtexec too: end-to-end
 queries timed with CUDA events (H2D, GPU compute, D2H) and host clocks (enqueue), then a
 separate run with an ``IProfiler`` for per-layer times; the statistics are trtexec's
-(:func:`fusionlab.backends.trtexec.summarize_times`).
+(:func:`fusionlab.formats.trtexec.summarize_times`).
 
 An engine file is code (it can carry plugins): :func:`save_engine` writes a sidecar
 ``ENGINE.fusionlab.json`` with the engine's sha256, and :func:`provenance_warning` says
@@ -66,10 +66,10 @@ if TYPE_CHECKING:
     import tensorrt
 
     from fusionlab.backends.tensorrt_cuda import CudaRuntime, IOBuffer
-    from fusionlab.backends.trtexec import InferenceTrace
-    from fusionlab.graph import Graph
+    from fusionlab.formats.trtexec import InferenceTrace
+    from fusionlab.ir.graph import Graph
     from fusionlab.plan import Plan
-    from fusionlab.profile import LayerTime, Profile
+    from fusionlab.plan.profile import LayerTime, Profile
 
 log = logging.getLogger(__name__)
 
@@ -444,7 +444,7 @@ def _precision_plan(caps: Capabilities, precision: str, qdq: bool) -> str:
 
 
 def _read_onnx(path: Path) -> Graph:
-    from fusionlab.graph import load
+    from fusionlab.ir.graph import load
 
     return load(path)
 
@@ -893,7 +893,7 @@ def engine_plan(layer_info_json: str, graph: Graph | None, source: str) -> Plan:
     """The actual plan read from inspector JSON (through the trtexec reader)."""
     from dataclasses import replace
 
-    from fusionlab.backends.trtexec import read_layer_info
+    from fusionlab.formats.trtexec import read_layer_info
 
     plan = read_layer_info(layer_info_json, graph)
     return replace(plan, source=source)
@@ -1051,7 +1051,7 @@ def _time_queries(session: _Session, options: ProfileOptions) -> tuple[list[Infe
     recorded when timing starts; enqueue stamps from the host clock, relative to the moment
     that event completed. One query is in flight at a time.
     """
-    from fusionlab.backends.trtexec import InferenceTrace
+    from fusionlab.formats.trtexec import InferenceTrace
 
     cuda, stream = session.cuda, session.stream
     warmups = 0
@@ -1134,7 +1134,7 @@ class LayerTimes:
         self._times.setdefault(layer, []).append(float(ms))
 
     def layers(self) -> tuple[LayerTime, ...]:
-        from fusionlab.profile import LayerTime
+        from fusionlab.plan.profile import LayerTime
 
         if not self.runs:
             return ()
@@ -1181,8 +1181,8 @@ def _profile_layers(session: _Session, options: ProfileOptions) -> LayerTimes:
 def profile_engine(data: bytes, backend: Backend, options: ProfileOptions) -> ProfileRun:
     """Time a serialized engine on the GPU, as trtexec does; needs a GPU TensorRT supports."""
     from fusionlab.backends.tensorrt_cuda import open_cuda
-    from fusionlab.backends.trtexec import summarize_times
-    from fusionlab.profile import Profile
+    from fusionlab.formats.trtexec import summarize_times
+    from fusionlab.plan.profile import Profile
 
     if options.iterations < 1 or options.warmup_ms < 0 or options.duration_s < 0:
         raise FusionlabError(

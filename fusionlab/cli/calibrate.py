@@ -2,7 +2,7 @@
 
 Reads an engine's layer information (``trtexec --exportLayerInfo``) and its per-layer
 profile (``--exportProfile`` JSON or a ``--dumpProfile`` log), joins them by layer name,
-fits per-class efficiency factors and the per-layer overhead (:func:`fusionlab.cost.fit`)
+fits per-class efficiency factors and the per-layer overhead (:func:`fusionlab.cost.model.fit`)
 and reports the error before and after. ``-o EFF.json`` saves the factors for
 ``fusionlab predict --device NAME --efficiency EFF.json``.
 
@@ -19,15 +19,15 @@ import argparse
 import logging
 from typing import Any
 
-from fusionlab import cost
 from fusionlab.cli.common import positive_int
-from fusionlab.devices import DEVICES, get
+from fusionlab.cost import model as cost
+from fusionlab.cost.devices import DEVICES, get
 from fusionlab.errors import FusionlabError
-from fusionlab.graph import Graph, load
+from fusionlab.fusion.targets import PRECISIONS
 from fusionlab.io import write_atomic
+from fusionlab.ir.graph import Graph, load
 from fusionlab.plan import Plan
 from fusionlab.table import format_table
-from fusionlab.targets import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def report(
 
 
 def run(args: argparse.Namespace) -> int:
-    from fusionlab.backends.trtexec import engine_info_to_plan, parse_engine_info, read_profile
+    from fusionlab.formats.trtexec import engine_info_to_plan, parse_engine_info, read_profile
 
     device = get(args.device)
     info = parse_engine_info(args.layer_info)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fusionlab.actual import actual_plan, add_actual_args
+from fusionlab.backends.actual import actual_plan, add_actual_args
 from fusionlab.cli.common import add_model_args
 from fusionlab.cli.predict import add_target_args
-from fusionlab.expect import check, load_expectations, report
-from fusionlab.graph import load
-from fusionlab.predict import predict
+from fusionlab.compare.expect import check, load_expectations, report
+from fusionlab.fusion.predictor import predict
+from fusionlab.ir.graph import load
 
 
 def register(sub: Any) -> None:

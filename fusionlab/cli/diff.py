@@ -7,14 +7,14 @@ import json
 import sys
 from typing import Any
 
-from fusionlab.actual import actual_plan, add_actual_args
+from fusionlab.backends.actual import actual_plan, add_actual_args
 from fusionlab.cli.calibrate import add_device_args, apply_device
 from fusionlab.cli.common import add_model_args
 from fusionlab.cli.predict import add_target_args
-from fusionlab.diff import Diff, compare, diff_to_dict
-from fusionlab.graph import load
+from fusionlab.compare.diff import Diff, compare, diff_to_dict
+from fusionlab.fusion.predictor import predict
 from fusionlab.io import write_atomic
-from fusionlab.predict import predict
+from fusionlab.ir.graph import load
 from fusionlab.table import format_table
 
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{g.name}: predicted (target {args.target}, {precision}) vs {actual.source}")
     print(diff_text(d))
     if args.output:
-        from fusionlab.render import diff_to_dot, write_figure
+        from fusionlab.render.dot import diff_to_dot, write_figure
 
         write_figure(diff_to_dot(g, d), args.output, protect=protect)
     return 0

@@ -18,9 +18,9 @@ from typing import Any
 
 from fusionlab.cli.common import add_model_args, positive_int
 from fusionlab.errors import FusionlabError
+from fusionlab.fusion.targets import DEFAULT, TARGETS
 from fusionlab.io import write_atomic
 from fusionlab.table import format_table
-from fusionlab.targets import DEFAULT, TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,9 @@ def _short(name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from fusionlab.execute import ExecuteOptions, execute, require_torch
-    from fusionlab.graph import load
+    from fusionlab.fusion.predictor import predict
+    from fusionlab.ir.graph import load
     from fusionlab.plan import Plan, plan_from_json
-    from fusionlab.predict import predict
 
     require_torch()
     plan: Plan | None = None
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     result = execute(graph, plan, options, unfused=args.unfused)
     profile = result.profile
     if args.export_profile:
-        from fusionlab.backends.trtexec import profile_to_json
+        from fusionlab.formats.trtexec import profile_to_json
 
         write_atomic(args.export_profile, profile_to_json(profile),
                      protect=[p for p in (args.model, args.plan) if p])
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     for i, layer in enumerate(result.layers):
         print(f"{i:>4}  {_short(layer.name)}: {layer.path}")
     print()
-    from fusionlab.backends.trtexec import format_summary
+    from fusionlab.formats.trtexec import format_summary
 
     print(format_summary(profile), end="")
     return 0

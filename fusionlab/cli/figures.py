@@ -1,6 +1,6 @@
 """``fusionlab figures [--out docs/figures] [--format png,svg]``: regenerate the doc figures.
 
-Writes every figure of :data:`fusionlab.figures.FIGURES` as ``<name>.dot`` and in each
+Writes every figure of :data:`fusionlab.render.figures.FIGURES` as ``<name>.dot`` and in each
 format asked for. The DOT files are the same bytes on every run. Without Graphviz's
 ``dot`` only the DOT files are written, with a warning that says how to install it.
 """
@@ -11,8 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.figures import FIGURES, parse_formats, write_figures
-from fusionlab.graphviz_run import INSTALL_HINT
+from fusionlab.render.figures import FIGURES, parse_formats, write_figures
+from fusionlab.render.graphviz import INSTALL_HINT
 
 
 def register(sub: Any) -> None:

@@ -13,16 +13,16 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.backends.trtexec import (
+from fusionlab.cli.common import positive_int
+from fusionlab.errors import FusionlabError
+from fusionlab.formats.trtexec import (
     format_summary,
     join_profile,
     read_layer_info,
     read_profile,
 )
-from fusionlab.cli.common import positive_int
-from fusionlab.errors import FusionlabError
-from fusionlab.graph import load
 from fusionlab.io import write_atomic
+from fusionlab.ir.graph import load
 from fusionlab.plan import Plan, plan_to_json
 from fusionlab.table import format_table
 

@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.passes import PASSES
-from fusionlab.rules_doc import passes_markdown
+from fusionlab.fusion.passes import PASSES
+from fusionlab.fusion.rules_doc import passes_markdown
+from fusionlab.fusion.targets import TARGETS
 from fusionlab.table import format_table
-from fusionlab.targets import TARGETS
 
 
 def register(sub: Any) -> None:

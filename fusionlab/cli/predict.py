@@ -9,12 +9,12 @@ from typing import Any
 from fusionlab.cli.calibrate import add_device_args, apply_device
 from fusionlab.cli.common import add_model_args
 from fusionlab.errors import FusionlabError
-from fusionlab.graph import load
+from fusionlab.fusion.predictor import Prediction, predict
+from fusionlab.fusion.targets import DEFAULT, PRECISIONS, TARGETS
 from fusionlab.io import write_atomic
+from fusionlab.ir.graph import load
 from fusionlab.plan import Plan, plan_to_json
-from fusionlab.predict import Prediction, predict
 from fusionlab.table import format_table
-from fusionlab.targets import DEFAULT, PRECISIONS, TARGETS
 
 
 def add_target_args(p: argparse.ArgumentParser, *, precision_default: str | None = "fp32") -> None:

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         profile_engine,
         read_engine_file,
     )
-    from fusionlab.backends.trtexec import (
+    from fusionlab.formats.trtexec import (
         format_profile_table,
         format_summary,
         profile_to_json,

@@ -18,11 +18,11 @@ from typing import Any
 from fusionlab.cli.common import add_model_args
 from fusionlab.cli.predict import add_target_args
 from fusionlab.errors import FusionlabError
-from fusionlab.graph import load
-from fusionlab.graphviz_run import INSTALL_HINT, dot_program, output_format, render_file
+from fusionlab.fusion.predictor import ORIGINAL, predict
+from fusionlab.ir.graph import load
 from fusionlab.plan import plan_from_json
-from fusionlab.predict import ORIGINAL, predict
-from fusionlab.render import graph_to_dot, plan_to_dot, stage_title
+from fusionlab.render.dot import graph_to_dot, plan_to_dot, stage_title
+from fusionlab.render.graphviz import INSTALL_HINT, dot_program, output_format, render_file
 
 log = logging.getLogger(__name__)
 

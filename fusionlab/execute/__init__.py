@@ -4,7 +4,7 @@ Two realisations of one graph:
 
 - **unfused** — one PyTorch call per ONNX node (``torch.convolution``, ``F.batch_norm``,
   ``torch.relu``, ``torch.cat`` ...), in graph order;
-- **fused** — one step per layer of a plan (predicted by :func:`fusionlab.predict.predict`
+- **fused** — one step per layer of a plan (predicted by :func:`fusionlab.fusion.predictor.predict`
   or read from a plan JSON), realised the way the plan says: BatchNorm folded into the
   convolution's weights, cuDNN's fused convolution + bias + ReLU (+ residual Add) kernels,
   horizontally merged convolutions as one convolution whose outputs are channel views,
@@ -17,8 +17,8 @@ float32 arithmetic (TF32 off, so that the fp32 check can hold to 1e-4). :func:`e
 checks the fused execution against the unfused one on random inputs
 (:mod:`fusionlab.execute.check`), then times the chosen one per layer and end to end in
 separate runs (:mod:`fusionlab.execute.timing`), and returns a
-:class:`~fusionlab.profile.Profile` with the plan's layer names, which
-:func:`fusionlab.backends.trtexec.profile_to_json` writes as trtexec's ``--exportProfile``.
+:class:`~fusionlab.plan.profile.Profile` with the plan's layer names, which
+:func:`fusionlab.formats.trtexec.profile_to_json` writes as trtexec's ``--exportProfile``.
 
 PyTorch is optional (the ``torch`` extra) and imported only here, inside the functions:
 
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fusionlab.errors import FusionlabError, missing_extra
-from fusionlab.graph import Graph
+from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
-from fusionlab.profile import Latency, LayerTime, Profile
+from fusionlab.plan.profile import Latency, LayerTime, Profile
 
 if TYPE_CHECKING:
     from fusionlab.execute.check import CheckResult

@@ -55,7 +55,7 @@ from fusionlab.execute.kernels import (
     make_kernel,
 )
 from fusionlab.execute.program import Program, Step, Tensors, to_device
-from fusionlab.graph import Graph, Node
+from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import Layer, Plan
 
 log = logging.getLogger(__name__)

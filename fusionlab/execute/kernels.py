@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from fusionlab.errors import FusionlabError
-from fusionlab.graph import Graph, Node
+from fusionlab.ir.graph import Graph, Node
 
 Tensor = torch.Tensor
 KernelFn = Callable[[Sequence[Tensor | None]], list[Tensor]]

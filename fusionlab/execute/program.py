@@ -22,7 +22,7 @@ from onnx import numpy_helper
 
 from fusionlab.errors import FusionlabError
 from fusionlab.execute.kernels import SUPPORTED_OPS, Env, make_kernel
-from fusionlab.graph import Graph, Node
+from fusionlab.ir.graph import Graph, Node
 
 log = logging.getLogger(__name__)
 

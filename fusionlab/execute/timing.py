@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
-from fusionlab.backends.trtexec import InferenceTrace, latency_stats, summarize_times
 from fusionlab.execute.program import Program, Tensor
-from fusionlab.profile import Latency, Summary
+from fusionlab.formats.trtexec import InferenceTrace, latency_stats, summarize_times
+from fusionlab.plan.profile import Latency, Summary
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from fusionlab.backends.tensorrt import (
     sidecar_path,
 )
 from fusionlab.errors import FusionlabError
-from fusionlab.graph import load
+from fusionlab.ir.graph import load
 
 TENSORRT_MODULES = ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")
 

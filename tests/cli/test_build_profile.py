@@ -211,7 +211,7 @@ def test_profile_prints_and_exports_like_trtexec(
     pytest.importorskip("tensorrt", reason="needs NVIDIA TensorRT (the tensorrt module)")
     if not gpu_present():
         pytest.skip("needs cuda-python and a GPU TensorRT supports")
-    from fusionlab.backends.trtexec import read_layer_info, read_profile, read_summary, read_times
+    from fusionlab.formats.trtexec import read_layer_info, read_profile, read_summary, read_times
 
     files = {k: tmp_path / f"{k}.json" for k in ("profile", "times", "layers")}
     code = main(

@@ -10,11 +10,7 @@ import pytest
 from fusionlab import zoo
 from fusionlab.cli import main
 from fusionlab.plan import plan_from_json
-
-RECORDS = Path(__file__).resolve().parents[3] / "shared" / "records" / "trex-resnet18-a100"
-needs_records = pytest.mark.skipif(
-    not RECORDS.is_dir(), reason=f"recorded engines not found at {RECORDS}"
-)
+from tests.records import RESNET18 as RECORDS
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +34,6 @@ def one_error_line(capsys: pytest.CaptureFixture[str], code: int) -> str:
     return lines[0]
 
 
-@needs_records
 def test_calibrate_fits_saves_and_predict_uses_the_factors(
     resnet18: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -64,7 +59,6 @@ def test_calibrate_fits_saves_and_predict_uses_the_factors(
     assert all(layer.time_ms is not None and layer.time_ms > 0 for layer in plan.layers)
 
 
-@needs_records
 def test_calibrate_without_the_model_uses_the_engine_fields(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -96,7 +90,6 @@ def test_predict_efficiency_needs_a_device(
     assert "unknown device 'gtx-9000'" in line
 
 
-@needs_records
 def test_calibrate_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line = one_error_line(capsys, main(["calibrate", *records("fp32"), "--device", "nope"]))
     assert "unknown device 'nope'" in line

@@ -12,10 +12,9 @@ import pytest
 from fusionlab import zoo
 from fusionlab.cli import main
 from fusionlab.testing import assert_fusions
+from tests.records import RESNET18 as RECORDS
 
 DATA = Path(__file__).parent / "data"
-RECORDS = Path(__file__).resolve().parents[3] / "shared" / "records" / "trex-resnet18-a100"
-
 
 
 def test_check_holds_exit_0(inception: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,10 +62,8 @@ def test_assert_fusions_helper() -> None:
         assert_fusions(model, target="classic", batch=1, separate=[["inception_3a/1x1", "inception_3a/3x3_reduce"]])
 
 
-needs_records = pytest.mark.skipif(not RECORDS.is_dir(), reason=f"recorded engines not found at {RECORDS}")
 
 
-@needs_records
 def test_diff_cli_on_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = tmp_path / "resnet18.onnx"
     zoo.export("resnet18", model)
@@ -81,7 +78,6 @@ def test_diff_cli_on_records(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert data["metrics"]["exact_matches"] == 23 and data["totals"]["actual_ms"] == pytest.approx(1.016832)
 
 
-@needs_records
 def test_check_against_engine_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = tmp_path / "resnet18.onnx"
     zoo.export("resnet18", model)

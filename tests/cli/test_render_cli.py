@@ -10,10 +10,10 @@ import pytest
 
 from fusionlab import zoo
 from fusionlab.cli import main
-from fusionlab.figures import FIGURES
-from fusionlab.graph import load
+from fusionlab.fusion.predictor import predict
+from fusionlab.ir.graph import load
 from fusionlab.plan import plan_from_json
-from fusionlab.predict import predict
+from fusionlab.render.figures import FIGURES
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz's dot is not installed (apt-get install graphviz)")

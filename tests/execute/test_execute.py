@@ -13,14 +13,14 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the executor needs PyTorch (the 'torch' extra)")
 
-from fusionlab.backends.trtexec import join_profile, read_profile  # noqa: E402
 from fusionlab.cli import main  # noqa: E402
 from fusionlab.errors import FusionlabError  # noqa: E402
 from fusionlab.execute import ExecuteOptions, backend_settings, build, execute  # noqa: E402
 from fusionlab.execute.check import compare, require_match  # noqa: E402
-from fusionlab.graph import load  # noqa: E402
+from fusionlab.formats.trtexec import join_profile, read_profile  # noqa: E402
+from fusionlab.fusion.predictor import predict  # noqa: E402
+from fusionlab.ir.graph import load  # noqa: E402
 from fusionlab.plan import plan_from_json  # noqa: E402
-from fusionlab.predict import predict  # noqa: E402
 from tests.execute import models  # noqa: E402
 
 CPU = ExecuteOptions(device="cpu", iterations=3, warmup=1)

@@ -11,11 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the executor needs PyTorch (the 'torch' extra)")
 
-from fusionlab.backends.trtexec import read_profile  # noqa: E402
 from fusionlab.cli import main  # noqa: E402
 from fusionlab.execute import ExecuteOptions, execute  # noqa: E402
-from fusionlab.graph import load  # noqa: E402
-from fusionlab.predict import predict  # noqa: E402
+from fusionlab.formats.trtexec import read_profile  # noqa: E402
+from fusionlab.fusion.predictor import predict  # noqa: E402
+from fusionlab.ir.graph import load  # noqa: E402
 from tests.execute import models  # noqa: E402
 
 pytestmark = [

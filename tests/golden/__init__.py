@@ -4,7 +4,7 @@ A test calls :func:`assert_golden` with a file name under ``tests/golden/`` and 
 it produced. The files change only on purpose: run the tests with
 ``FUSIONLAB_UPDATE_GOLDEN=1`` to rewrite them, then review the diff like code::
 
-    FUSIONLAB_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_render.py
+    FUSIONLAB_UPDATE_GOLDEN=1 .venv/bin/pytest tests/render/test_render.py
     git diff tests/golden
 """
 

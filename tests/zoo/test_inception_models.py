@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from fusionlab import zoo
-from fusionlab.graph import Graph, load
+from fusionlab.ir.graph import Graph, load
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,12 @@ listings of torch 1.13 exports."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import onnx
 import pytest
 
 from fusionlab import zoo
-
-RECORDS = Path(__file__).resolve().parents[2].parent / "shared" / "records" / "trex-resnet18-a100"
+from tests.records import RESNET18 as RECORDS
 
 
 @pytest.fixture(scope="module")

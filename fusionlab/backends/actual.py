@@ -1,0 +1,51 @@
+"""Where the "actual" plan comes from: trtexec/inspector JSON files, or an engine file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fusionlab.errors import FusionlabError
+from fusionlab.ir.graph import Graph
+from fusionlab.plan import Plan
+
+
+def add_actual_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """``--layer-info F [--profile F] | --engine E``."""
+    group = p.add_mutually_exclusive_group(required=required)
+    group.add_argument("--layer-info", metavar="F", help="engine layer information JSON (trtexec --exportLayerInfo)")
+    group.add_argument("--engine", metavar="E", help="a serialized TensorRT engine (needs the tensorrt extra)")
+    p.add_argument("--profile", metavar="F", help="per-layer profile JSON (trtexec --exportProfile)")
+
+
+def actual_plan(
+    graph: Graph,
+    *,
+    layer_info: str | None = None,
+    profile: str | None = None,
+    engine: str | None = None,
+) -> Plan:
+    """The engine's real plan, with measured times joined by layer name when a profile is given."""
+    from fusionlab.formats.trtexec import join_profile, read_layer_info, read_profile
+
+    if profile and not (layer_info or engine):
+        raise FusionlabError("--profile needs --layer-info or --engine")
+    if engine is not None:
+        plan = _engine_plan(Path(engine), graph)
+    elif layer_info is not None:
+        plan = read_layer_info(layer_info, graph=graph)
+    else:
+        raise FusionlabError("give --layer-info F or --engine E")
+    if profile:
+        plan = join_profile(plan, read_profile(profile))
+    return plan
+
+
+def _engine_plan(path: Path, graph: Graph) -> Plan:
+    """Deserialize an engine with TensorRT and read its layers through the engine inspector."""
+    from fusionlab.backends import tensorrt as trt_backend
+
+    backend = trt_backend.load_backend("auto", what="reading an engine file")
+    data = trt_backend.read_engine_file(path)  # warns when fusionlab did not build it
+    info = trt_backend.layer_information(data, backend)
+    return trt_backend.engine_plan(info, graph, source=f"{backend.label} engine")

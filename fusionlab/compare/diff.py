@@ -1,0 +1,440 @@
+"""Predicted vs actual: which layers match, which split or merged, and why.
+
+Layers are matched by the ONNX nodes they compute, never by name or position. Predicted
+and actual layers that share a node form one component of a bipartite graph; each
+component is classified:
+
+- ``matched``: one predicted and one actual layer over the same nodes;
+- ``split``: one predicted layer is several engine layers (a predicted fusion was lost);
+- ``merged``: several predicted layers are one engine layer (the engine fused more);
+- ``mismatched``: anything else (the groupings cross).
+
+Engine layers with no ONNX nodes (reformats, copies) are ``inserted``; a predicted copy
+layer of the same name counts as expected. Nodes eliminated on one side only are listed
+as eliminated-node disagreements. Every miss gets a :class:`Finding` (hazard / likely
+cause / help) that names the rule and, where the prediction recorded it, the condition.
+
+>>> from fusionlab.plan import Layer, Plan
+>>> pred = Plan((Layer("a + b", "Convolution", ("a", "b"), "fuse_conv_activation"),))
+>>> act = Plan((Layer("a", "CaskConvolution", ("a",)), Layer("b", "Activation", ("b",))), source="trtexec json")
+>>> d = compare(pred, act)
+>>> [m.status for m in d.matches], d.exact_matches, d.engine_layers
+(['split'], 0, 2)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import networkx as nx
+
+from fusionlab.fusion.passes import PASSES, Rejection
+from fusionlab.plan import Layer, Plan
+
+Status = Literal["matched", "split", "merged", "mismatched"]
+
+RULE_BY_OPS: tuple[tuple[frozenset[str], frozenset[str], str], ...] = (
+    (frozenset({"Conv", "ConvTranspose", "Gemm"}), frozenset({"Add"}), "fuse_conv_add"),
+    (
+        frozenset({"Conv", "ConvTranspose", "Gemm"}),
+        frozenset({"BatchNormalization"}),
+        "fold_batchnorm",
+    ),
+    (frozenset({"Pad"}), frozenset({"Conv", "ConvTranspose"}), "fold_pad"),
+)
+"""(ops on one side, ops on the other, rule) used to name the rule that joins two layers."""
+
+
+@dataclass(frozen=True)
+class LayerMatch:
+    """One component of predicted and actual layers that share nodes."""
+
+    status: Status
+    predicted: tuple[str, ...]
+    actual: tuple[str, ...]
+    nodes: tuple[str, ...]
+    predicted_ms: float | None = None
+    actual_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference explained: what was expected, why it differs, what to do."""
+
+    status: str
+    hazard: str
+    likely_cause: str
+    help: str
+    rule: str | None = None
+    condition: int | None = None
+
+    def __str__(self) -> str:
+        return f"[{self.status}] {self.hazard}\n  likely cause: {self.likely_cause}\n  help: {self.help}"
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    """Predicted vs measured time of one matched component."""
+
+    predicted: str
+    actual: str
+    predicted_ms: float | None
+    actual_ms: float | None
+    actual_share: float | None
+    """Share of the engine's total measured time, in percent."""
+
+
+@dataclass(frozen=True)
+class Diff:
+    """Predicted vs actual plan, with metrics, findings and (with a profile) timing."""
+
+    predicted: Plan
+    actual: Plan
+    matches: tuple[LayerMatch, ...]
+    inserted: tuple[str, ...]
+    """Engine layers with no ONNX node that the prediction did not have (reformats ...)."""
+    expected_inserted: tuple[str, ...]
+    """Engine layers with no ONNX node that the prediction also had (e.g. copies)."""
+    eliminated_disagreements: tuple[tuple[str, str | None, str | None], ...]
+    """(node, reason predicted, reason actual) where only one side eliminated the node."""
+    findings: tuple[Finding, ...]
+    exact_matches: int
+    engine_layers: int
+    """Engine layers that compute at least one ONNX node."""
+    pair_precision: float
+    pair_recall: float
+    timing: tuple[TimingRow, ...] = ()
+    totals: Mapping[str, float | None] = field(default_factory=dict)
+
+    @property
+    def exact_match_rate(self) -> float:
+        """Engine layers whose node set equals a predicted layer's, as a fraction."""
+        return self.exact_matches / self.engine_layers if self.engine_layers else 1.0
+
+    def by_status(self, status: str) -> list[LayerMatch]:
+        """The components with ``status``."""
+        return [m for m in self.matches if m.status == status]
+
+    def worst_predicted(self, count: int = 5) -> list[TimingRow]:
+        """Timed rows with the largest |log(predicted / actual)|."""
+        rows = [r for r in self.timing if r.predicted_ms and r.actual_ms]
+        rows.sort(key=lambda r: -abs(math.log(r.predicted_ms / r.actual_ms)))  # type: ignore[operator]
+        return rows[:count]
+
+
+def _pairs(plan: Plan, nodes: frozenset[str]) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for layer in plan.layers:
+        members = sorted(n for n in layer.nodes if n in nodes)
+        out.update(itertools.combinations(members, 2))
+    return out
+
+
+def _sum_ms(layers: Iterable[Layer]) -> float | None:
+    times = [layer.time_ms for layer in layers]
+    if not times or any(t is None for t in times):
+        return None
+    return float(sum(t for t in times if t is not None))
+
+
+def _rule_between(ops_a: set[str], ops_b: set[str], a: Layer, b: Layer) -> str:
+    """The rule whose job it is to join layers ``a`` and ``b`` (by their ops)."""
+    if " || " in a.name or " || " in b.name:
+        return "merge_siblings"
+    for left, right, rule in RULE_BY_OPS:
+        if (ops_a & left and ops_b & right) or (ops_b & left and ops_a & right):
+            return rule
+    from fusionlab.ir.ops import ACTIVATIONS, CONV, GEMM, POINTWISE
+
+    convish = CONV | GEMM
+    if (ops_a & convish and ops_b <= POINTWISE) or (ops_b & convish and ops_a <= POINTWISE):
+        only_act = (ops_b if ops_a & convish else ops_a) <= ACTIVATIONS
+        return "fuse_conv_activation" if only_act else "fuse_conv_pointwise"
+    if ops_a <= POINTWISE and ops_b <= POINTWISE:
+        return "fuse_pointwise"
+    return "unknown"
+
+
+class _Explainer:
+    """Turns a component into a finding, using the prediction's rejections when known."""
+
+    def __init__(
+        self, ops: Mapping[str, str], rejections: Iterable[Rejection], target_passes: Iterable[str]
+    ):
+        self.ops = ops
+        self.rejections = list(rejections)
+        self.passes = set(target_passes)
+
+    def _ops(self, layer: Layer) -> set[str]:
+        return {self.ops.get(n, "?") for n in layer.nodes}
+
+    def _rejection(self, rule: str, nodes: set[str]) -> Rejection | None:
+        for r in self.rejections:
+            shared = set(r.nodes) & nodes
+            if r.rule == rule and (len(shared) >= 2 or set(r.nodes) <= nodes):
+                return r
+        return None
+
+    def merged(self, engine: Layer, predicted: list[Layer]) -> Finding:
+        first, second = predicted[0], predicted[1]
+        rule = _rule_between(self._ops(first), self._ops(second), first, second)
+        joined = " and ".join(repr(p.name) for p in predicted)
+        hazard = f"the engine fused {engine.name!r}; the prediction kept {joined} apart"
+        rejection = self._rejection(rule, set(engine.nodes))
+        if rule not in self.passes and rule in PASSES:
+            cause = f"the target does not run rule {rule!r} ({PASSES[rule].SOURCE})"
+            fix = f"use a target that runs {rule!r} (see `fusionlab passes`)"
+            return Finding("merged", hazard, cause, fix, rule)
+        if rejection is not None:
+            cause = (
+                f"rule {rule!r} turned it down: condition {rejection.condition} "
+                f"({rejection.text}) failed{' — ' + rejection.detail if rejection.detail else ''}; "
+                "this engine fused it anyway"
+            )
+            fix = "the target's rule table is stricter than this TensorRT build: report it with the engine's version"
+            return Finding("merged", hazard, cause, fix, rule, rejection.condition)
+        return Finding(
+            "merged",
+            hazard,
+            f"rule {rule!r} did not consider this group",
+            "a fusion fusionlab does not model: please report it with the layer JSON",
+            rule,
+        )
+
+    def split(self, predicted: Layer, engine: list[Layer]) -> Finding:
+        rule = predicted.rule or "unknown"
+        parts = ", ".join(repr(e.name) for e in engine)
+        hazard = f"predicted one layer {predicted.name!r} (rule {rule!r}); the engine has {parts}"
+        cause = (
+            f"rule {rule!r} fired in the prediction but this engine did not apply it: a condition the "
+            "rule table does not model (precision, GPU architecture, tactic choice) or a "
+            "different TensorRT version"
+        )
+        fix = (
+            "check the build precision and --target; make sure the tensor between the parts is not a "
+            "network output; TensorRT's verbose build log names the fusions it ran"
+        )
+        return Finding("split", hazard, cause, fix, rule)
+
+    def mismatched(self, predicted: list[Layer], engine: list[Layer]) -> Finding:
+        hazard = (
+            f"groupings cross: predicted {[p.name for p in predicted]}, "
+            f"engine {[e.name for e in engine]}"
+        )
+        rules = sorted({p.rule for p in predicted if p.rule and p.rule != "unfused"})
+        cause = f"rules {rules} grouped these nodes differently from the engine"
+        return Finding(
+            "mismatched",
+            hazard,
+            cause,
+            "compare with `fusionlab predict --explain NODE` for each node",
+            rules[0] if rules else None,
+        )
+
+
+def compare(
+    predicted: Plan,
+    actual: Plan,
+    *,
+    ops: Mapping[str, str] | None = None,
+    rejections: Iterable[Rejection] = (),
+    target_passes: Iterable[str] | None = None,
+) -> Diff:
+    """Diff two plans of the same model.
+
+    ``ops`` (node -> op type), ``rejections`` (from the prediction's stages) and
+    ``target_passes`` let findings name rules and failed conditions.
+    """
+    explainer = _Explainer(
+        ops or {}, rejections, target_passes if target_passes is not None else PASSES
+    )
+    bip: nx.Graph = nx.Graph()
+    for i, layer in enumerate(predicted.layers):
+        if layer.nodes:
+            bip.add_node(("p", i))
+    for j, layer in enumerate(actual.layers):
+        if layer.nodes:
+            bip.add_node(("a", j))
+    owner_p = predicted.node_to_layer()
+    for j, layer in enumerate(actual.layers):
+        for n in layer.nodes:
+            if n in owner_p:
+                bip.add_edge(("p", owner_p[n]), ("a", j))
+    matches: list[LayerMatch] = []
+    findings: list[Finding] = []
+    for comp in sorted(
+        nx.connected_components(bip), key=lambda c: min(c)[1] if min(c)[0] == "a" else 10**9
+    ):
+        ps = [predicted.layers[i] for side, i in sorted(comp) if side == "p"]
+        acts = [actual.layers[j] for side, j in sorted(comp) if side == "a"]
+        nodes = tuple(n for layer in acts or ps for n in layer.nodes)
+        if len(ps) == 1 and len(acts) == 1 and set(ps[0].nodes) == set(acts[0].nodes):
+            status: Status = "matched"
+        elif len(ps) == 1 and len(acts) > 1:
+            status = "split"
+            findings.append(explainer.split(ps[0], acts))
+        elif len(ps) > 1 and len(acts) == 1:
+            status = "merged"
+            findings.append(explainer.merged(acts[0], ps))
+        elif not acts or not ps:
+            continue  # nodes one side eliminated: reported as eliminated disagreements
+        else:
+            status = "mismatched"
+            findings.append(explainer.mismatched(ps, acts))
+        matches.append(
+            LayerMatch(
+                status,
+                tuple(p.name for p in ps),
+                tuple(a.name for a in acts),
+                nodes,
+                _sum_ms(ps),
+                _sum_ms(acts),
+            )
+        )
+    predicted_inserted = {layer.name for layer in predicted.layers if layer.inserted}
+    inserted = tuple(
+        layer.name
+        for layer in actual.layers
+        if layer.inserted and layer.name not in predicted_inserted
+    )
+    expected_inserted = tuple(
+        layer.name for layer in actual.layers if layer.inserted and layer.name in predicted_inserted
+    )
+    missing_copies = predicted_inserted - {layer.name for layer in actual.layers}
+    for name in sorted(missing_copies):
+        findings.append(
+            Finding(
+                "missing",
+                f"predicted engine-made layer {name!r} is not in the engine",
+                "the engine wrote the tensor in place (no copy needed)",
+                "nothing to do unless you rely on the copy",
+                "eliminate_concat",
+            )
+        )
+    disagreements: list[tuple[str, str | None, str | None]] = []
+    for node in sorted(set(predicted.eliminated) ^ set(actual.eliminated)):
+        p_reason = predicted.eliminated.get(node)
+        a_reason = actual.eliminated.get(node)
+        disagreements.append((node, p_reason, a_reason))
+        if p_reason is None:
+            findings.append(
+                Finding(
+                    "eliminated",
+                    f"the engine removed {node!r}; the prediction kept it",
+                    "TensorRT absorbed or folded this node",
+                    "usually harmless: a no-op the rules do not know",
+                    "eliminate_noops",
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "eliminated",
+                    f"the prediction removed {node!r} ({p_reason}); the engine computes it",
+                    "the elimination's conditions differ on this engine",
+                    "check whether the tensor is an output or read by another layer",
+                    None,
+                )
+            )
+    engine_layers = [layer for layer in actual.layers if layer.nodes]
+    predicted_sets = {frozenset(layer.nodes) for layer in predicted.layers if layer.nodes}
+    exact = sum(1 for layer in engine_layers if frozenset(layer.nodes) in predicted_sets)
+    common = frozenset(predicted.covered & actual.covered)
+    pp, ap = _pairs(predicted, common), _pairs(actual, common)
+    precision = len(pp & ap) / len(pp) if pp else 1.0
+    recall = len(pp & ap) / len(ap) if ap else 1.0
+    timing, totals = _timing(matches, actual)
+    return Diff(
+        predicted,
+        actual,
+        tuple(matches),
+        inserted,
+        expected_inserted,
+        tuple(disagreements),
+        tuple(findings),
+        exact,
+        len(engine_layers),
+        precision,
+        recall,
+        timing,
+        totals,
+    )
+
+
+def _timing(
+    matches: list[LayerMatch], actual: Plan
+) -> tuple[tuple[TimingRow, ...], dict[str, float | None]]:
+    measured = [layer.time_ms for layer in actual.layers if layer.time_ms is not None]
+    if not measured and not any(m.predicted_ms is not None for m in matches):
+        return (), {}
+    total_actual = float(sum(measured)) if measured else None
+    rows = []
+    for m in matches:
+        share = (
+            100.0 * m.actual_ms / total_actual if m.actual_ms is not None and total_actual else None
+        )
+        rows.append(
+            TimingRow(
+                " ; ".join(m.predicted), " ; ".join(m.actual), m.predicted_ms, m.actual_ms, share
+            )
+        )
+    inserted_ms = sum(layer.time_ms or 0.0 for layer in actual.layers if layer.inserted)
+    predicted_total = [m.predicted_ms for m in matches]
+    totals: dict[str, float | None] = {
+        "actual_ms": total_actual,
+        "actual_inserted_ms": inserted_ms if measured else None,
+        "predicted_ms": float(sum(t for t in predicted_total if t is not None))
+        if predicted_total and all(t is not None for t in predicted_total)
+        else None,
+    }
+    return tuple(rows), totals
+
+
+def diff_to_dict(d: Diff) -> dict[str, Any]:
+    """The diff as JSON-ready data (``fusionlab.compare.diff/1``)."""
+    return {
+        "schema": "fusionlab.compare.diff/1",
+        "model": d.predicted.model,
+        "target": d.predicted.target,
+        "precision": d.predicted.precision,
+        "actual_source": d.actual.source,
+        "metrics": {
+            "exact_matches": d.exact_matches,
+            "engine_layers": d.engine_layers,
+            "exact_match_rate": d.exact_match_rate,
+            "pair_precision": d.pair_precision,
+            "pair_recall": d.pair_recall,
+        },
+        "matches": [
+            {
+                "status": m.status,
+                "predicted": list(m.predicted),
+                "actual": list(m.actual),
+                "nodes": list(m.nodes),
+                "predicted_ms": m.predicted_ms,
+                "actual_ms": m.actual_ms,
+            }
+            for m in d.matches
+        ],
+        "inserted": list(d.inserted),
+        "expected_inserted": list(d.expected_inserted),
+        "eliminated_disagreements": [
+            {"node": n, "predicted": p, "actual": a} for n, p, a in d.eliminated_disagreements
+        ],
+        "findings": [
+            {
+                "status": f.status,
+                "hazard": f.hazard,
+                "likely_cause": f.likely_cause,
+                "help": f.help,
+                "rule": f.rule,
+                "condition": f.condition,
+            }
+            for f in d.findings
+        ],
+        "totals": dict(d.totals),
+    }

@@ -1,0 +1,814 @@
+"""Engine layer information JSON (``IEngineInspector`` / ``trtexec --exportLayerInfo``).
+
+Reads TensorRT 8.x-10.x documents (``{"Layers": [...], "Bindings": [...]}``, layers as
+objects with ``Format/Datatype`` tensor fields, or as plain names with the default
+``kLAYER_NAMES_ONLY`` profiling verbosity) and 11.x documents (``I/O Tensors`` objects,
+separate ``Format`` and ``DataType`` fields) into an actual :class:`~fusionlab.plan.Plan`,
+and writes a plan back in the same format. No TensorRT is imported.
+
+Each layer's ONNX nodes come from its ``Metadata`` (``[ONNX Layer: X]`` items, TensorRT
+8.6+) when present, else from its name (``+`` vertical, ``||`` horizontal, ``PWN(...)``,
+``{ForeignNode[a...b]}``); with a graph, from the ONNX tensors it reads and writes as well.
+
+>>> doc = '{"Layers": ["Conv_0 + Relu_1", "Reformatting CopyNode for Output Tensor 0 to Conv_0"]}'
+>>> plan = read_layer_info(doc)
+>>> [layer.nodes for layer in plan.layers]
+[('Conv_0', 'Relu_1'), ()]
+>>> read_layer_info(layer_info_to_json(plan)) == plan
+True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from fusionlab.errors import FusionlabError
+from fusionlab.formats.common import (
+    Source,
+    fix_separators,
+    load_json,
+    normalize_layer_names,
+    read_source,
+)
+from fusionlab.ir.graph import Graph
+from fusionlab.plan import SCHEMA, Layer, Plan
+
+log = logging.getLogger(__name__)
+
+SOURCE = "trtexec json"
+"""``Plan.source`` of a plan read from engine layer information."""
+
+EXTRAS_KEY = "fusionlab"
+"""Top-level key under which :func:`layer_info_to_json` keeps what TensorRT's format cannot
+hold (rules, absorbed nodes, eliminated nodes, times); tools that read the file (TREx)
+look only at ``Layers`` and ``Bindings`` and ignore it."""
+
+_METADATA_ITEM = re.compile(r"\[ONNX Layer: (.*?)\](?=\s*(?:\[ONNX Layer: |$))", re.S)
+_PWN = re.compile(r"PWN\((.*)\)", re.S)
+_FOREIGN = re.compile(r"\{ForeignNode\[(.*)\]\}", re.S)
+_REFORMATTER = re.compile(r" (?:input|output) reformatter \d+$")
+_TRT_MADE_TOKEN = re.compile(
+    r"\(Unnamed Layer\* ?\d+\).*|__myl_.*"
+    r"|(?:reshape|squeeze|unsqueeze|transpose|shuffle)_(?:before|after)_.*"
+)
+_DTYPE_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.I), word)
+    for pattern, word in (
+        (r"\bFP32\b|\bFloat\b|\bTF32\b", "fp32"),
+        (r"\bFP16\b|\bHalf\b", "fp16"),
+        (r"\bBF16\b|\bBFloat16\b", "bf16"),
+        (r"\bFP8\b", "fp8"),
+        (r"\bFP4\b", "fp4"),
+        (r"\bInt8\b", "int8"),
+        (r"\bUInt8\b", "uint8"),
+        (r"\bInt4\b", "int4"),
+        (r"\bInt32\b", "int32"),
+        (r"\bInt64\b", "int64"),
+        (r"\bBool\b", "bool"),
+    )
+)
+_REDUCED_PRECISIONS = ("fp4", "fp8", "int8", "int4", "fp16", "bf16")
+"""Plan precision, most reduced first: an engine with any int8 layer is an int8 engine."""
+
+# What the writer puts into a tensor's format fields, per precision word.
+_FORMAT_OF = {
+    "fp32": "Row major linear FP32",
+    "fp16": "Row major linear FP16 format",
+    "bf16": "Row major linear BFloat16 format",
+    "int8": "Row major Int8 format",
+    "fp8": "Row major linear FP8 format",
+    "int32": "Row major linear Int32",
+    "int64": "Row major linear Int64 format",
+    "bool": "Row major linear BOOL",
+    "uint8": "Row major linear UInt8 format",
+}
+_DATATYPE_OF = {
+    "fp32": "Float", "fp16": "Half", "bf16": "BFloat16", "int8": "Int8", "fp8": "FP8",
+    "fp4": "FP4", "int4": "Int4", "int32": "Int32", "int64": "Int64", "bool": "Bool",
+    "uint8": "UInt8",
+}
+_NUMPY_DTYPE_WORD = {
+    "float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8": "int8", "uint8": "uint8",
+    "int32": "int32", "int64": "int64", "bool": "bool",
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of an engine layer as the inspector describes it."""
+
+    name: str
+    dims: tuple[int, ...] | None = None
+    dtype: str | None = None
+    """Precision word (``fp32``, ``fp16``, ``int8`` ...) read from the format/data type."""
+    format: str | None = None
+    """TensorRT's format text, e.g. ``Channel major FP16 format where channel % 8 == 0``."""
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineLayer:
+    """One layer of the inspector's JSON after the normalizations below."""
+
+    name: str
+    layer_type: str | None
+    inputs: tuple[TensorInfo, ...] = ()
+    outputs: tuple[TensorInfo, ...] = ()
+    metadata: tuple[str, ...] = ()
+    """ONNX node names from ``Metadata`` (empty when absent)."""
+    raw: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class IOTensor:
+    """An engine input or output (``Bindings`` name, or 11.x ``I/O Tensors`` object)."""
+
+    name: str
+    mode: str | None = None
+    """``Input``/``Output`` (11.x) or None (8.x-10.x ``Bindings`` do not say)."""
+    dims: tuple[int, ...] | None = None
+    dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """The whole document: layers, engine inputs/outputs, and fusionlab's own extras."""
+
+    layers: tuple[EngineLayer, ...]
+    io: tuple[IOTensor, ...] = ()
+    extras: Mapping[str, Any] | None = None
+    names_only: bool = False
+
+
+# ---------------------------------------------------------------------------------------
+# Normalizers: one small function per quirk, each naming the TensorRT version that needs it.
+
+
+def _layers_as_objects(layers: list[Any], where: str) -> tuple[list[dict[str, Any]], bool]:
+    """Plain-name layers become ``{"Name": ...}`` objects.
+
+    With the default profiling verbosity (``kLAYER_NAMES_ONLY``, TensorRT 8.2+) the
+    inspector writes each layer as a string (TensorRT docs, ``EngineInspector``;
+    NVIDIA/TensorRT#4020); with ``kDETAILED`` as an object.
+    """
+    out: list[dict[str, Any]] = []
+    names_only = bool(layers) and all(isinstance(x, str) for x in layers)
+    for i, x in enumerate(layers):
+        if isinstance(x, str):
+            out.append({"Name": x})
+        elif isinstance(x, dict) and isinstance(x.get("Name"), str):
+            out.append(x)
+        else:
+            raise FusionlabError(f"{where}: layer {i} has no name")
+    return out, names_only
+
+
+def _drop_sync_layers(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop ``signal``/``wait`` layers: cross-stream synchronization, no computation.
+
+    TensorRT 10 engines built with auxiliary streams list them (TREx ``__remove_signal_wait``).
+    """
+    return [x for x in layers if x.get("LayerType") not in ("signal", "wait")]
+
+
+def metadata_nodes(metadata: Any) -> tuple[str, ...]:
+    """ONNX node names in a layer's ``Metadata``.
+
+    TensorRT 8.6 added ``Metadata``: ``[ONNX Layer: X]`` items separated by ``\\x1E``, and in
+    10.x also ``\\x1F`` or nothing (TREx ``fix_metadata``/``fix_unicode``; NVIDIA/TensorRT#2779).
+
+    >>> metadata_nodes("[ONNX Layer: Conv_0]\\x1e[ONNX Layer: Relu_1]\\x1f[ONNX Layer: Add_2]")
+    ('Conv_0', 'Relu_1', 'Add_2')
+    """
+    if not isinstance(metadata, str):
+        return ()
+    out: list[str] = []
+    for part in re.split(r"[\x1e\x1f]", metadata):
+        for name in _METADATA_ITEM.findall(part.strip()):
+            if name and name not in out:
+                out.append(name)
+    return tuple(out)
+
+
+def _dtype_word(text: Any) -> str | None:
+    """Precision word of a format or data-type text (``Channel major FP16 format`` -> fp16)."""
+    if not isinstance(text, str):
+        return None
+    for pattern, word in _DTYPE_WORDS:
+        if pattern.search(text):
+            return word
+    return None
+
+
+def _dims(value: Any) -> tuple[int, ...] | None:
+    if isinstance(value, list) and all(type(d) is int for d in value):
+        return tuple(value)
+    return None
+
+
+def _tensor_info(raw: Any, where: str, layer: str) -> TensorInfo:
+    """A layer's input or output tensor.
+
+    TensorRT 8.x-10.x write one ``Format/Datatype`` text; 11.x splits it into ``Format`` and
+    ``DataType`` (NVIDIA, "Migrating IEngineInspector Usage from TensorRT 10.x to 11.x").
+    ``Location`` is optional (absent before 8.4).
+    """
+    if isinstance(raw, str):  # tolerate a bare tensor name
+        return TensorInfo(raw)
+    if not isinstance(raw, dict) or not isinstance(raw.get("Name"), str):
+        raise FusionlabError(f"{where}: layer {layer!r} has a tensor without a name")
+    fmt = raw.get("Format/Datatype", raw.get("Format/DataType", raw.get("Format")))
+    dtype = _dtype_word(raw.get("DataType", raw.get("Datatype"))) or _dtype_word(fmt)
+    location = raw.get("Location")
+    return TensorInfo(
+        name=raw["Name"],
+        dims=_dims(raw.get("Dimensions")),
+        dtype=dtype,
+        format=fmt if isinstance(fmt, str) else None,
+        location=location if isinstance(location, str) else None,
+    )
+
+
+def _io_tensors(doc: Mapping[str, Any], where: str) -> tuple[IOTensor, ...]:
+    """Engine inputs and outputs.
+
+    TensorRT 8.x-10.x: ``Bindings``, a list of names (absent in early 8.x, TREx
+    ``read_graph_file``). TensorRT 11.x replaced it by ``I/O Tensors``, objects with
+    ``Name``, ``IOMode``, ``DataType``, ``Dimensions``, ``Location``, ``IsShapeInferenceIO``
+    and ``ProfileInfo`` (NVIDIA's 10.x-to-11.x IEngineInspector migration page).
+    """
+    out: list[IOTensor] = []
+    objects = doc.get("I/O Tensors")
+    if isinstance(objects, list):
+        for raw in objects:
+            if not isinstance(raw, dict) or not isinstance(raw.get("Name"), str):
+                raise FusionlabError(f"{where}: an 'I/O Tensors' entry has no name")
+            dims = _dims(raw.get("Dimensions"))
+            profiles = raw.get("ProfileInfo")
+            dynamic = dims is None or any(d < 0 for d in dims)
+            if dynamic and isinstance(profiles, list) and profiles:
+                opt = profiles[0].get("OptShape") if isinstance(profiles[0], dict) else None
+                dims = _dims(opt) or dims
+            mode = raw.get("IOMode")
+            out.append(IOTensor(raw["Name"], mode if isinstance(mode, str) else None, dims,
+                                _dtype_word(raw.get("DataType"))))
+        return tuple(out)
+    bindings = doc.get("Bindings", [])
+    if not isinstance(bindings, list):
+        raise FusionlabError(f"{where}: 'Bindings' must be a list")
+    for b in bindings:
+        if isinstance(b, str):
+            out.append(IOTensor(fix_separators(b)))
+        elif isinstance(b, dict) and isinstance(b.get("Name"), str):
+            out.append(IOTensor(b["Name"]))
+    return tuple(out)
+
+
+def parse_engine_info(text_or_path: Source) -> EngineInfo:
+    """The inspector's JSON as :class:`EngineInfo` (every normalization applied)."""
+    text, where = read_source(text_or_path)
+    doc = load_json(text, where)
+    if not isinstance(doc, dict) or "Layers" not in doc:
+        raise FusionlabError(
+            f"{where}: not engine layer information (expected a JSON object with 'Layers', "
+            "as written by trtexec --exportLayerInfo)"
+        )
+    if not isinstance(doc["Layers"], list):
+        raise FusionlabError(f"{where}: 'Layers' must be a list")
+    raw_layers, names_only = _layers_as_objects(doc["Layers"], where)
+    raw_layers = _drop_sync_layers(raw_layers)
+    names = normalize_layer_names(x["Name"] for x in raw_layers)
+    layers: list[EngineLayer] = []
+    for raw, name in zip(raw_layers, names, strict=True):
+        if name is None:
+            continue
+        ins, outs = raw.get("Inputs", []), raw.get("Outputs", [])
+        if not isinstance(ins, list) or not isinstance(outs, list):
+            raise FusionlabError(f"{where}: layer {name!r}: 'Inputs' and 'Outputs' must be lists")
+        layer_type = raw.get("LayerType")
+        layers.append(
+            EngineLayer(
+                name=name,
+                layer_type=layer_type if isinstance(layer_type, str) else None,
+                inputs=tuple(_tensor_info(t, where, name) for t in ins),
+                outputs=tuple(_tensor_info(t, where, name) for t in outs),
+                metadata=metadata_nodes(raw.get("Metadata")),
+                raw=raw,
+            )
+        )
+    extras = doc.get(EXTRAS_KEY)
+    return EngineInfo(
+        layers=tuple(layers),
+        io=_io_tensors(doc, where),
+        extras=extras if isinstance(extras, dict) and extras.get("schema") == SCHEMA else None,
+        names_only=names_only,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Layer names -> ONNX nodes
+
+
+def is_reformat(name: str, layer_type: str | None = None) -> bool:
+    """A format conversion TensorRT inserted: the same tensor in another layout.
+
+    ``Reformatting CopyNode for ...`` (TensorRT 8+), ``X input/output reformatter N``
+    (TensorRT 7), or ``LayerType`` ``Reformat``.
+
+    >>> is_reformat("conv1 input reformatter 0"), is_reformat("Conv_0")
+    (True, False)
+    """
+    return (
+        name.startswith("Reformatting CopyNode for ")
+        or bool(_REFORMATTER.search(name))
+        or layer_type == "Reformat"
+    )
+
+
+def is_inserted(name: str, layer_type: str | None = None) -> bool:
+    """A layer TensorRT added that computes no ONNX node.
+
+    Reformats (:func:`is_reformat`), ``X copy`` (a copy made where a producer could not
+    write into a concatenation), and layers of type ``NoOp`` such as ``reshape_after_X``
+    around fully connected layers (the recorded TensorRT 8 engines in ../shared/records).
+    """
+    return is_reformat(name, layer_type) or name.endswith(" copy") or layer_type == "NoOp"
+
+
+def _split_top(s: str, seps: Sequence[str]) -> list[str] | None:
+    """Split at separators outside brackets; None when brackets do not balance."""
+    parts: list[str] = []
+    depth, start, i = 0, 0, 0
+    while i < len(s):
+        c = s[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif depth == 0:
+            sep = next((x for x in seps if s.startswith(x, i)), None)
+            if sep is not None:
+                parts.append(s[start:i])
+                i += len(sep)
+                start = i
+                continue
+        i += 1
+    if depth != 0:
+        return None
+    parts.append(s[start:])
+    return parts
+
+
+def split_layer_name(name: str) -> list[str | tuple[str, str]]:
+    """The name tokens of a layer: node names, and ``(first, last)`` for a ForeignNode range.
+
+    ``" + "`` joins vertically fused nodes, ``" || "`` horizontally merged ones, ``PWN(a, b)``
+    (possibly nested) wraps fused point-wise nodes (TensorRT 8+), and ``{ForeignNode[a...b]}``
+    names a Myelin-compiled range from node ``a`` to node ``b`` (TensorRT 8.5+).
+
+    >>> split_layer_name("PWN(PWN(Sigmoid_3, Mul_4), Add_5) + Conv_1 || Conv_2")
+    ['Sigmoid_3', 'Mul_4', 'Add_5', 'Conv_1', 'Conv_2']
+    >>> split_layer_name("{ForeignNode[Conv_0...Relu_9]}")
+    [('Conv_0', 'Relu_9')]
+    """
+    out: list[str | tuple[str, str]] = []
+
+    def walk(s: str, seps: Sequence[str]) -> None:
+        parts = _split_top(s, seps)
+        if parts is None:
+            parts = re.split(r" \+ | \|\| ", s)
+        for part in (p.strip() for p in parts):
+            if not part:
+                continue
+            if m := _PWN.fullmatch(part):
+                walk(m.group(1), (" + ", " || ", ", "))
+            elif m := _FOREIGN.fullmatch(part):
+                first, dots, last = m.group(1).partition("...")
+                out.append((first.strip(), (last if dots else first).strip()))
+            else:
+                out.append(part)
+
+    walk(name, (" + ", " || "))
+    return out
+
+
+def _is_trt_made(token: str) -> bool:
+    """Names TensorRT makes itself: ``(Unnamed Layer* 12) [Shuffle]``, ``__myl_...``
+    (Myelin, TensorRT 8.6+), ``reshape_after_X`` around fully connected layers."""
+    return bool(_TRT_MADE_TOKEN.fullmatch(token))
+
+
+class _Names:
+    """Resolves name tokens to ONNX nodes, against a graph when there is one."""
+
+    def __init__(self, graph: Graph | None) -> None:
+        self.graph = graph
+        self.position = {n: i for i, n in enumerate(graph.order)} if graph is not None else {}
+
+    def is_node(self, token: str) -> bool:
+        return token in self.position if self.graph is not None else not _is_trt_made(token)
+
+    def from_tokens(self, tokens: Iterable[str | tuple[str, str]]) -> list[str]:
+        out: list[str] = []
+        for t in tokens:
+            if isinstance(t, tuple):
+                first, last = t
+                if self.graph is not None and first in self.position and last in self.position:
+                    lo, hi = sorted((self.position[first], self.position[last]))
+                    out.extend(self.graph.order[lo : hi + 1])
+                else:
+                    out.extend(x for x in (first, last) if self.is_node(x))
+            elif self.is_node(t):
+                out.append(t)
+        return list(dict.fromkeys(out))
+
+    def ordered(self, nodes: Iterable[str]) -> tuple[str, ...]:
+        unique = list(dict.fromkeys(nodes))
+        if self.graph is None:
+            return tuple(unique)
+        return tuple(sorted(unique, key=self.position.__getitem__))
+
+
+def _tensor_aliases(layers: Sequence[EngineLayer], graph: Graph) -> dict[str, str]:
+    """Engine tensor -> the ONNX tensor it holds in another layout.
+
+    A reformat (:func:`is_reformat`) with one input and one output copies a tensor; where
+    one end of a chain of reformats is an ONNX tensor (``input.8``), the other end
+    (``Reformatted Output Tensor 0 to MaxPool_2``) is that tensor too.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for layer in layers:
+        one_to_one = len(layer.inputs) == 1 and len(layer.outputs) == 1
+        if one_to_one and is_reformat(layer.name, layer.layer_type):
+            a, b = find(layer.inputs[0].name), find(layer.outputs[0].name)
+            if a != b:
+                parent[a] = b
+    groups: dict[str, list[str]] = {}
+    for x in parent:
+        groups.setdefault(find(x), []).append(x)
+    aliases: dict[str, str] = {}
+    for root, members in groups.items():
+        names = [*members, root]
+        onnx_names = [m for m in names if m in graph.tensors or m in graph.producer]
+        if len(onnx_names) == 1:
+            aliases.update({m: onnx_names[0] for m in names if m != onnx_names[0]})
+    return aliases
+
+
+def _known_tensors(graph: Graph) -> frozenset[str]:
+    """Tensors of the graph: node outputs, graph inputs and initializers."""
+    return frozenset(graph.producer) | {t.name for t in graph.inputs} | frozenset(graph.weights)
+
+
+def _tensor_region(
+    inputs: Sequence[str], outputs: Sequence[str], graph: Graph, known: frozenset[str]
+) -> set[str] | None:
+    """The ONNX nodes between a layer's input and output tensors, or None if unknown.
+
+    A layer that reads ONNX tensors ``inputs`` and writes ONNX tensors ``outputs`` computes
+    every node needed for the outputs that does not lie before an input. None when a tensor
+    is not an ONNX tensor or the walk back from the outputs escapes past the inputs (then
+    the layer's tensors do not delimit what it computes).
+    """
+    if not outputs or any(t not in known for t in (*inputs, *outputs)):
+        return None
+    stop = set(inputs)
+    region: set[str] = set()
+    todo = [graph.producer[t] for t in outputs if t in graph.producer and t not in stop]
+    if len(todo) != len([t for t in outputs if t not in stop]):
+        return None  # an output that no node writes (a graph input) is not computed here
+    while todo:
+        name = todo.pop()
+        if name in region:
+            continue
+        region.add(name)
+        node = graph.node(name)
+        for t in node.inputs:
+            if not t or t in stop or t in graph.weights:
+                continue
+            src = graph.producer.get(t)
+            if src is None:
+                return None  # reached a graph input the layer does not read
+            if graph.node(src).op == "Constant":
+                continue  # constants fold into the layers that read them
+            todo.append(src)
+    return region
+
+
+# ---------------------------------------------------------------------------------------
+# EngineInfo -> Plan
+
+
+def _plan_precision(layers: Sequence[EngineLayer], inserted: Sequence[bool]) -> str:
+    """The most reduced activation precision among the computing layers' tensors."""
+    computing = [x for x, ins in zip(layers, inserted, strict=True) if not ins] or list(layers)
+    words = {t.dtype for x in computing for t in (*x.inputs, *x.outputs) if t.dtype}
+    for word in _REDUCED_PRECISIONS:
+        if word in words:
+            return word
+    return "fp32" if "fp32" in words else "unknown"
+
+
+def _plan_batch(info: EngineInfo) -> int | None:
+    """Leading dimension of the engine's first input (from its layer tensors or I/O objects)."""
+    produced = {t.name for x in info.layers for t in x.outputs}
+    inputs = [io for io in info.io if io.mode in (None, "Input") and io.name not in produced]
+    dims_of = {t.name: t.dims for x in info.layers for t in x.inputs if t.dims}
+    for io in inputs:
+        dims = io.dims if io.dims else dims_of.get(io.name)
+        if dims and dims[0] > 0:
+            return dims[0]
+    return None
+
+
+_UNNAMED = "named by no engine layer"
+_LAYOUT_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
+"""Ops that move no data: inside a layer's tensors but named by no layer, they count as
+eliminated (../shared/records/README.md: "a Flatten/Squeeze before a fully connected
+layer"), not as nodes the layer computes."""
+_FOLDED = "constant folded into the layers that read it"
+
+
+def _graph_batch(graph: Graph | None) -> int | None:
+    """The batch the graph was loaded with, else its first input's fixed leading dimension."""
+    if graph is None:
+        return None
+    if graph.batch is not None:
+        return graph.batch
+    for t in graph.inputs:
+        if t.shape and isinstance(t.shape[0], int) and t.shape[0] > 0:
+            return t.shape[0]
+    return None
+
+
+def _model_name(graph: Graph | None) -> str | None:
+    if graph is None:
+        return None
+    return str(graph.path) if graph.path is not None else graph.name
+
+
+def _kind(layer: EngineLayer) -> str:
+    if layer.layer_type:
+        return layer.layer_type
+    if is_reformat(layer.name):
+        return "Reformat"
+    if layer.name.endswith(" copy"):
+        return "Copy"
+    return "Unknown"
+
+
+def engine_info_to_plan(
+    info: EngineInfo, graph: Graph | None = None, *, precision: str | None = None
+) -> Plan:
+    """Build the actual plan (see :func:`read_layer_info`)."""
+    names = _Names(graph)
+    named: list[list[str]] = []
+    inserted: list[bool] = []
+    for x in info.layers:
+        tokens = split_layer_name(x.name)
+        if x.metadata:
+            nodes = [n for n in x.metadata if graph is None or n in names.position]
+        else:
+            nodes = names.from_tokens(tokens)
+        ins = is_inserted(x.name, x.layer_type)
+        if ins and graph is not None and not is_reformat(x.name) and not x.name.endswith(" copy"):
+            # A NoOp layer named after ONNX nodes runs those nodes as no-ops.
+            onnx = [isinstance(t, str) and t in names.position for t in tokens]
+            ins = not (onnx and all(onnx))
+        inserted.append(ins)
+        named.append([] if ins else nodes)
+
+    absorbed_by: dict[str, str] = {}
+    if graph is not None and not info.extras:  # fusionlab's own files list every node
+        claimed = {n for nodes in named for n in nodes}
+        aliases = _tensor_aliases(info.layers, graph)
+        known = _known_tensors(graph)
+        for i, x in enumerate(info.layers):
+            if inserted[i]:
+                continue
+            ins_t = [aliases.get(t.name, t.name) for t in x.inputs]
+            outs_t = [aliases.get(t.name, t.name) for t in x.outputs]
+            region = _tensor_region(ins_t, outs_t, graph, known)
+            if region is None:
+                continue
+            extra = sorted(n for n in region - claimed if graph.node(n).op not in _LAYOUT_OPS)
+            absorbed_by.update((n, x.name) for n in region - claimed if n not in extra)
+            if extra:
+                log.debug("layer %r also computes %s (from its tensors)", x.name, extra)
+                named[i].extend(extra)
+                claimed.update(extra)
+
+    layers = tuple(
+        Layer(
+            name=x.name,
+            kind=_kind(x),
+            nodes=names.ordered(nodes),
+            inputs=tuple(t.name for t in x.inputs),
+            outputs=tuple(t.name for t in x.outputs),
+        )
+        for x, nodes in zip(info.layers, named, strict=True)
+    )
+    eliminated: dict[str, str] = {}
+    if graph is not None:
+        covered = {n for layer in layers for n in layer.nodes}
+        for n in graph.order:
+            if n in covered:
+                continue
+            if graph.node(n).op == "Constant":
+                eliminated[n] = _FOLDED
+            elif n in absorbed_by:
+                eliminated[n] = f"{_UNNAMED} (a layout change inside layer {absorbed_by[n]!r})"
+            else:
+                eliminated[n] = _UNNAMED
+    plan = Plan(
+        layers=layers,
+        eliminated=eliminated,
+        source=SOURCE,
+        target=None,
+        precision=precision or _plan_precision(info.layers, inserted),
+        batch=_plan_batch(info) or _graph_batch(graph),
+        model=_model_name(graph),
+    )
+    return _apply_extras(plan, info.extras) if info.extras else plan
+
+
+def _apply_extras(plan: Plan, extras: Mapping[str, Any]) -> Plan:
+    """Restore what :func:`layer_info_to_json` kept beside TensorRT's own fields."""
+    rows = extras.get("layers")
+    if not isinstance(rows, list) or len(rows) != len(plan.layers):
+        log.warning("ignoring the fusionlab extras of a layer file: they do not match its layers")
+        return plan
+    layers = []
+    for layer, row in zip(plan.layers, rows, strict=True):
+        if not isinstance(row, dict):
+            return plan
+        time_ms = row.get("time_ms")
+        layers.append(
+            replace(
+                layer,
+                nodes=() if row.get("inserted") else layer.nodes,
+                rule=str(row.get("rule", "")),
+                absorbed=tuple(str(a) for a in row.get("absorbed", [])),
+                time_ms=float(time_ms) if isinstance(time_ms, (int, float)) else None,
+            )
+        )
+    eliminated = extras.get("eliminated")
+    batch, target, model = extras.get("batch"), extras.get("target"), extras.get("model")
+    return replace(
+        plan,
+        layers=tuple(layers),
+        eliminated=(
+            {str(k): str(v) for k, v in eliminated.items()}
+            if isinstance(eliminated, dict)
+            else plan.eliminated
+        ),
+        source=str(extras.get("source", plan.source)),
+        target=target if isinstance(target, str) else None,
+        precision=str(extras.get("precision", plan.precision)),
+        batch=batch if isinstance(batch, int) and not isinstance(batch, bool) else None,
+        model=model if isinstance(model, str) else None,
+    )
+
+
+def read_layer_info(
+    text_or_path: Source, graph: Graph | None = None, *, precision: str | None = None
+) -> Plan:
+    """An actual plan from engine layer information JSON (TensorRT 8.x-11.x).
+
+    - ``source`` is ``"trtexec json"``, ``target`` None; ``precision`` the most reduced
+      activation type of the computing layers (``unknown`` for names-only files unless
+      given); ``batch`` the leading dimension of the engine input (else the graph's).
+    - Each layer's nodes: from ``Metadata`` when present, else from its name; tokens that
+      are not ONNX nodes (of ``graph``, when given) are dropped. With a graph, a layer whose
+      input and output tensors are ONNX tensors (seen through reformats) also gets the
+      nodes between them that no other layer names (names can omit fused nodes:
+      ../shared/records/README.md), except data-free layout ops (Flatten, Reshape, ...).
+    - Inserted layers (reformats, copies, ``NoOp`` shuffles) keep their place with no
+      nodes; with a graph, a ``NoOp`` layer named after ONNX nodes computes them.
+    - With a graph, every node no layer computes is eliminated ("named by no engine layer").
+    - A file written by :func:`layer_info_to_json` with its extras reads back as written.
+
+    Raises :class:`FusionlabError` naming the file when it is not such a document.
+    """
+    return engine_info_to_plan(parse_engine_info(text_or_path), graph, precision=precision)
+
+
+# ---------------------------------------------------------------------------------------
+# Plan -> layer information JSON
+
+
+def _word_of(tensor: str, graph: Graph | None, precision: str) -> str:
+    t = graph.tensors.get(tensor) if graph is not None else None
+    word = _NUMPY_DTYPE_WORD.get(t.dtype or "") if t is not None else None
+    if word is None or word == "fp32":  # activations run at the plan's precision
+        return precision if precision in _DATATYPE_OF else "unknown"
+    return word
+
+
+def _shape_of(tensor: str, graph: Graph | None) -> list[int]:
+    t = graph.tensors.get(tensor) if graph is not None else None
+    if t is None or t.shape is None or not all(isinstance(d, int) for d in t.shape):
+        return []
+    return [int(d) for d in t.shape if isinstance(d, int)]
+
+
+def _tensor_json(name: str, graph: Graph | None, precision: str, style: str) -> dict[str, Any]:
+    word = _word_of(name, graph, precision)
+    out: dict[str, Any] = {"Name": name, "Location": "Device", "Dimensions": _shape_of(name, graph)}
+    if style == "11":
+        out["Format"] = _FORMAT_OF.get(word, "Unknown format")
+        out["DataType"] = _DATATYPE_OF.get(word, "None")
+    else:
+        out["Format/Datatype"] = _FORMAT_OF.get(word, "Unknown format")
+    return out
+
+
+def _bindings(plan: Plan, graph: Graph | None) -> tuple[list[str], list[str]]:
+    if graph is not None:
+        return [t.name for t in graph.inputs], [t.name for t in graph.outputs]
+    produced = [t for layer in plan.layers for t in layer.outputs]
+    read = [t for layer in plan.layers for t in layer.inputs]
+    inputs = [t for t in dict.fromkeys(read) if t not in set(produced)]
+    outputs = [t for t in dict.fromkeys(produced) if t not in set(read)]
+    return inputs, outputs
+
+
+def layer_info_to_json(
+    plan: Plan,
+    graph: Graph | None = None,
+    *,
+    names_only: bool = False,
+    style: Literal["10", "11"] = "10",
+    extras: bool = True,
+) -> str:
+    """A plan as engine layer information JSON, as ``IEngineInspector`` writes it.
+
+    TensorRT 10 style by default: ``{"Layers": [...], "Bindings": [...]}`` with each layer's
+    ``Name``, ``LayerType`` (the layer's kind), ``Inputs``/``Outputs`` (``Name``,
+    ``Location``, ``Dimensions``, ``Format/Datatype``; shapes and types from ``graph`` when
+    given) and ``Metadata`` (``[ONNX Layer: X]`` items joined by ``\\x1E``). ``style="11"``
+    writes 11.x's ``I/O Tensors`` and separate ``Format``/``DataType`` fields;
+    ``names_only`` writes the layer names alone (``kLAYER_NAMES_ONLY`` verbosity).
+    With ``extras`` (default), a ``"fusionlab"`` object keeps what the format cannot
+    (rules, absorbed and eliminated nodes, times, source), so :func:`read_layer_info` gives
+    back the same plan.
+    """
+    doc: dict[str, Any] = {}
+    if names_only:
+        doc["Layers"] = [layer.name for layer in plan.layers]
+    else:
+        doc["Layers"] = [
+            {
+                "Name": layer.name,
+                "LayerType": layer.kind,
+                "Inputs": [_tensor_json(t, graph, plan.precision, style) for t in layer.inputs],
+                "Outputs": [_tensor_json(t, graph, plan.precision, style) for t in layer.outputs],
+                "Metadata": "\x1e".join(f"[ONNX Layer: {n}]" for n in layer.nodes),
+            }
+            for layer in plan.layers
+        ]
+    inputs, outputs = _bindings(plan, graph)
+    if style == "11":
+        doc["I/O Tensors"] = [
+            {
+                "Name": t,
+                "IOMode": mode,
+                "DataType": _DATATYPE_OF.get(_word_of(t, graph, plan.precision), "None"),
+                "Dimensions": _shape_of(t, graph),
+                "Location": "Device",
+                "IsShapeInferenceIO": False,
+            }
+            for ts, mode in ((inputs, "Input"), (outputs, "Output"))
+            for t in ts
+        ]
+    else:
+        doc["Bindings"] = [*inputs, *outputs]
+    if extras:
+        doc[EXTRAS_KEY] = {
+            "schema": SCHEMA,
+            "source": plan.source,
+            "target": plan.target,
+            "precision": plan.precision,
+            "batch": plan.batch,
+            "model": plan.model,
+            "eliminated": dict(plan.eliminated),
+            "layers": [
+                {"inserted": layer.inserted, "rule": layer.rule, "absorbed": list(layer.absorbed),
+                 "time_ms": layer.time_ms}
+                for layer in plan.layers
+            ],
+        }
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"

@@ -1,0 +1,513 @@
+"""The plan algebra: a plan is a partition of a graph's nodes into layers.
+
+Passes never edit the ONNX graph. They read a :class:`Work` (the current partition with
+indexes) and merge layers, eliminate nodes or insert copy layers; :meth:`Work.finish`
+turns the result back into a :class:`~fusionlab.plan.Plan` with each layer's external
+inputs and outputs and the layers in topological order. The fused graph is the quotient
+graph of the partition (:func:`quotient`), which must stay acyclic.
+
+>>> from fusionlab.ir.graph import load
+>>> from onnx import helper, TensorProto
+>>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+>>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+>>> g = load(helper.make_model(helper.make_graph(
+...     [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"])],
+...     "g", [x], [y])))
+>>> w = Work(g, initial_plan(g))
+>>> w.merge(w.owner["Sigmoid_0"], w.owner["Mul_1"], rule="fuse_pointwise", kind="PointWise").name
+'Sigmoid_0 + Mul_1'
+>>> [l.nodes for l in w.finish().layers]
+[('Sigmoid_0', 'Mul_1')]
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import networkx as nx
+
+from fusionlab.ir import ops
+from fusionlab.ir.graph import Graph
+from fusionlab.plan import Layer, Plan
+
+UNFUSED = "unfused"
+"""Rule name of a layer that holds one node no rule fused."""
+
+PASS_THROUGH_OPS = frozenset({"Dropout", "Identity", "Flatten", "Reshape", "Squeeze", "Unsqueeze"})
+"""Ops whose elimination makes their output an alias of their first input."""
+
+_KINDS: Mapping[str, str] = {
+    "Conv": "Convolution",
+    "ConvTranspose": "Deconvolution",
+    "Gemm": "FullyConnected",
+    "MatMul": "MatrixMultiply",
+    "BatchNormalization": "Scale",
+    "LRN": "LRN",
+    "Softmax": "SoftMax",
+    "LogSoftmax": "SoftMax",
+    "Concat": "Concatenation",
+    "Pad": "Padding",
+    "Slice": "Slice",
+    "Gather": "Gather",
+    "Constant": "Constant",
+    "Cast": "Cast",
+    "Resize": "Resize",
+    "Upsample": "Resize",
+    "If": "Conditional",
+    "Loop": "Loop",
+    "Scan": "Loop",
+    "TopK": "TopK",
+    "Shape": "Shape",
+    "Split": "Slice",
+}
+
+
+def kind_of(op: str) -> str:
+    """TensorRT's layer type for an ONNX op, as a layer of its own.
+
+    >>> kind_of("Conv"), kind_of("Relu"), kind_of("Add"), kind_of("Flatten")
+    ('Convolution', 'Activation', 'ElementWise', 'Shuffle')
+    """
+    if op in _KINDS:
+        return _KINDS[op]
+    fam = ops.family(op)
+    return {
+        "activation": "Activation",
+        "pool": "Pooling",
+        "shuffle": "Shuffle",
+        "reduce": "Reduce",
+        "norm": "Normalization",
+    }.get(fam, "ElementWise" if op in ops.BINARY else "Unary" if op in ops.UNARY else op)
+
+
+def initial_plan(graph: Graph, *, target: str | None = None, precision: str = "fp32") -> Plan:
+    """The unfused plan: one layer per ONNX node, in topological order.
+
+    Each layer's ``inputs`` are its node's data inputs (no weights) and its ``outputs`` the
+    tensors another node reads or that are graph outputs, as :meth:`Work.finish` computes them.
+    """
+    weights, outs, readers = graph.weights, graph.output_names, graph.consumers
+    layers = tuple(
+        Layer(
+            n.name,
+            kind_of(n.op),
+            (n.name,),
+            UNFUSED,
+            inputs=tuple(dict.fromkeys(t for t in n.inputs if t and t not in weights)),
+            outputs=tuple(t for t in n.outputs if t and (t in outs or readers.get(t))),
+        )
+        for n in graph.nodes()
+    )
+    return Plan(
+        layers=layers,
+        eliminated={},
+        source="predicted",
+        target=target,
+        precision=precision,
+        batch=graph.batch,
+        model=graph.name,
+    )
+
+
+class Work:
+    """A mutable working copy of a plan that one pass edits, then finishes with :meth:`finish`.
+
+    Indexes kept up to date: ``owner`` (node -> layer index). Eliminated pass-through
+    nodes (Dropout, Identity, absorbed Flatten ...) make their output an alias of their
+    input, so later passes see the data flow around them.
+    """
+
+    def __init__(self, graph: Graph, plan: Plan) -> None:
+        self.graph = graph
+        self.plan = plan
+        self.layers: list[Layer | None] = list(plan.layers)
+        self.owner: dict[str, int] = plan.node_to_layer()
+        self.eliminated: dict[str, str] = dict(plan.eliminated)
+        self.inserted_after: dict[int, list[Layer]] = {}
+        self._changed: set[int] = set()
+        """Layers whose nodes or neighbourhood changed: their tensors are computed again."""
+        self._edited = False
+        self._outputs: frozenset[str] | None = None
+        self._data_inputs: dict[str, list[str]] = {}
+        self._alias: dict[str, str] = {}
+        self._consts: set[str] = set(graph.weights)
+        for name in graph.order:
+            if name in self.eliminated:
+                self._note_eliminated(name)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def layer(self, index: int) -> Layer:
+        """The live layer at ``index`` (never a merged-away one)."""
+        layer = self.layers[index]
+        assert layer is not None, f"layer {index} was merged away"
+        return layer
+
+    def live(self) -> list[int]:
+        """Indexes of live layers, in current order."""
+        return [i for i, layer in enumerate(self.layers) if layer is not None]
+
+    def resolve(self, tensor: str) -> str:
+        """The tensor that really holds ``tensor``'s data once pass-through nodes are gone."""
+        while tensor in self._alias:
+            tensor = self._alias[tensor]
+        return tensor
+
+    def is_const(self, tensor: str) -> bool:
+        """True for initializers and outputs of constant-folded nodes."""
+        return self.resolve(tensor) in self._consts
+
+    def consumers(self, tensor: str) -> list[str]:
+        """Live (not eliminated) nodes that read ``tensor``, looking through aliases."""
+        out: list[str] = []
+        stack = [tensor]
+        while stack:
+            t = stack.pop()
+            for c in self.graph.consumers.get(t, ()):
+                if c in self.eliminated:
+                    node = self.graph.node(c)
+                    if node.outputs and self._alias.get(node.outputs[0]) == t:
+                        stack.append(node.outputs[0])
+                    else:
+                        out.append(c)  # e.g. an eliminated Concat: still reads the tensor
+                else:
+                    out.append(c)
+        return out
+
+    def is_graph_output(self, tensor: str) -> bool:
+        """True when ``tensor`` (or an alias of it) is a graph output."""
+        if self._outputs is None:
+            outs = self.graph.output_names
+            self._outputs = frozenset(outs) | {self.resolve(o) for o in outs}
+        return tensor in self._outputs
+
+    def producer_layer(self, tensor: str) -> int | None:
+        """Index of the layer whose node writes ``tensor`` (after aliases), if any."""
+        node = self.graph.producer.get(self.resolve(tensor))
+        if node is None or node in self.eliminated:
+            return None
+        return self.owner.get(node)
+
+    def data_inputs(self, node: str) -> list[str]:
+        """A node's inputs that carry data (not weights, constants or empty), resolved."""
+        found = self._data_inputs.get(node)
+        if found is None:
+            found = [self.resolve(t) for t in self.graph.node(node).inputs if t and not self.is_const(t)]
+            self._data_inputs[node] = found
+        return found
+
+    def sole_consumer_layer(self, tensor: str) -> int | None:
+        """The one layer that reads ``tensor``, or None if several or none do, or it is an output."""
+        if self.is_graph_output(tensor):
+            return None
+        layers = {self.owner.get(c, -1) for c in self.consumers(tensor)}
+        if len(layers) != 1:
+            return None
+        (only,) = layers
+        return only if only >= 0 else None
+
+    def outputs_consumed_only_by(self, src: int, dst: int) -> bool:
+        """True when everything layer ``src`` writes is read by layer ``dst`` alone.
+
+        Merging ``src`` into ``dst`` under this condition can never create a cycle: any
+        path from src to dst would have to leave src through a tensor another layer reads.
+        """
+        for t in self.external_outputs(src):
+            if self.is_graph_output(t):
+                return False
+            if any(self.owner.get(c) != dst for c in self.consumers(t)):
+                return False
+        return True
+
+    def external_outputs(self, index: int) -> list[str]:
+        """Tensors a layer's nodes write that a node outside the layer reads, or graph outputs."""
+        layer = self.layer(index)
+        inside = set(layer.nodes)
+        outs: list[str] = []
+        for n in layer.nodes:
+            for t in self.graph.node(n).outputs:
+                if not t:
+                    continue
+                if self.is_graph_output(t) or any(c not in inside for c in self.consumers(t)):
+                    outs.append(t)
+        return outs
+
+    def external_inputs(self, index: int) -> list[str]:
+        """Data tensors a layer's nodes read that no node of the layer writes (resolved)."""
+        layer = self.layer(index)
+        produced = {t for n in layer.nodes for t in self.graph.node(n).outputs}
+        seen: list[str] = []
+        for n in layer.nodes:
+            for t in self.data_inputs(n):
+                if t not in produced and t not in seen:
+                    seen.append(t)
+        return seen
+
+    def head_op(self, index: int) -> str:
+        """Op of the layer's first node."""
+        return self.graph.node(self.layer(index).nodes[0]).op
+
+    def ops_of(self, index: int) -> list[str]:
+        """Ops of the layer's nodes, in order."""
+        return [self.graph.node(n).op for n in self.layer(index).nodes]
+
+    # -- editing ---------------------------------------------------------------------
+
+    def merge(
+        self,
+        into: int,
+        other: int,
+        *,
+        rule: str,
+        kind: str | None = None,
+        sep: str = " + ",
+        absorbed: Iterable[str] = (),
+        name: str | None = None,
+    ) -> Layer:
+        """Merge layer ``other`` into layer ``into`` (its nodes appended after ``into``'s).
+
+        The merged layer's tensors follow from the two layers' own: what one wrote and only
+        the other read is now internal.
+        """
+        a, b = self.layer(into), self.layer(other)
+        for n in b.nodes:
+            self.owner[n] = into
+        written = {*a.outputs, *b.outputs}
+        inputs = tuple(dict.fromkeys(t for t in (*a.inputs, *b.inputs) if t not in written))
+        outputs = tuple(
+            t for t in dict.fromkeys((*a.outputs, *b.outputs))
+            if self.is_graph_output(t) or any(self.owner.get(c) != into for c in self.consumers(t))
+        )
+        merged = Layer(
+            name=name or f"{a.name}{sep}{b.name}",
+            kind=kind or a.kind,
+            nodes=a.nodes + b.nodes,
+            rule=rule,
+            absorbed=a.absorbed + b.absorbed + tuple(absorbed),
+            inputs=inputs,
+            outputs=outputs,
+        )
+        self.layers[into] = merged
+        self.layers[other] = None
+        self._edited = True
+        if other in self.inserted_after:
+            self.inserted_after.setdefault(into, []).extend(self.inserted_after.pop(other))
+        return merged
+
+    def relabel(self, index: int, **changes: object) -> Layer:
+        """Replace fields of a live layer (its name, kind, rule, or the order of its nodes).
+
+        The set of nodes must stay the same, so the layer's tensors stay right.
+        """
+        old = self.layer(index)
+        layer = replace(old, **changes)  # type: ignore[arg-type]
+        assert set(layer.nodes) == set(old.nodes), "relabel must not change a layer's nodes"
+        self.layers[index] = layer
+        self._edited = True
+        return layer
+
+    def eliminate(self, node: str, reason: str) -> None:
+        """Remove a node that is alone in its layer; record why."""
+        index = self.owner.pop(node)
+        layer = self.layer(index)
+        self._edited = True
+        assert layer.nodes == (node,), f"eliminate {node}: not alone in {layer.name}"
+        self.layers[index] = None
+        self.eliminated[node] = reason
+        if not self._note_eliminated(node):
+            return  # no other layer reads or writes anything new
+        n = self.graph.node(node)
+        for t in n.outputs:
+            for c in self.consumers(t):
+                if c in self.owner:
+                    self._changed.add(self.owner[c])
+        for t in n.inputs:
+            p = self.producer_layer(t) if t else None
+            if p is not None:
+                self._changed.add(p)
+
+    def insert_after(self, index: int, layer: Layer) -> None:
+        """Add an engine-made layer (no ONNX nodes) right after layer ``index``."""
+        self.inserted_after.setdefault(index, []).append(layer)
+        self._edited = True
+
+    def _note_eliminated(self, name: str) -> bool:
+        """Record what an eliminated node leaves behind; True when the data flow changed
+        (its output became a constant or an alias of its input)."""
+        node = self.graph.node(name)
+        data = [t for t in node.inputs if t and t not in self._consts]
+        if node.op in ("Constant", "Shape") or not data:  # an eliminated Shape was of a static tensor
+            self._consts.update(t for t in node.outputs if t)
+        elif node.op in PASS_THROUGH_OPS and node.outputs:
+            self._alias[node.outputs[0]] = data[0]
+        else:
+            return False  # e.g. a Concat whose producers write into its output
+        self._outputs = None  # aliases and constants changed: forget what was derived from them
+        self._data_inputs.clear()
+        return True
+
+    # -- finishing -------------------------------------------------------------------
+
+    def finish(self) -> Plan:
+        """The plan: live layers with fresh inputs/outputs, in topological order.
+
+        A pass that changed nothing gets its input plan back, unchanged.
+        """
+        if not self._edited:
+            return self.plan
+        for i in sorted(self._changed):
+            if self.layers[i] is None or self.layer(i).inserted:
+                continue  # merged away, or an engine-made layer that keeps its tensors
+            self.layers[i] = replace(
+                self.layer(i),
+                inputs=tuple(self.external_inputs(i)),
+                outputs=tuple(self.external_outputs(i)),
+            )
+        layers: list[Layer] = []
+        for i in self.live():
+            layers.append(self.layer(i))
+            layers.extend(self.inserted_after.get(i, ()))
+        for i, extra in self.inserted_after.items():
+            if self.layers[i] is None:
+                layers.extend(extra)  # its layer was eliminated: keep the insert anyway
+        return sort_plan(self.graph, replace(self.plan, layers=tuple(layers), eliminated=dict(self.eliminated)))
+
+
+_EDGE_MEMO: list[tuple[Plan, Graph, dict[int, set[int]]]] = []
+"""The quotient edges of the last few plans :meth:`Work.finish` produced, kept together with
+the plans (so object identity stays meaningful): the pass manager's check reuses them."""
+
+
+def _remember_edges(graph: Graph, plan: Plan, succ: dict[int, set[int]]) -> None:
+    _EDGE_MEMO.append((plan, graph, succ))
+    del _EDGE_MEMO[:-4]
+
+
+def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
+    """The quotient graph as adjacency sets: layer index -> indexes of layers that read it.
+
+    An eliminated node stands for the layers that feed it (an eliminated Concat's output
+    is written by the producers of its parts); an inserted layer (a copy) reads the
+    tensors in its ``inputs`` and feeds the readers of its ``outputs``.
+    """
+    for known, g, remembered in _EDGE_MEMO:
+        if known is plan and g is graph:
+            return remembered
+    owner = plan.node_to_layer()
+    stands_for: dict[str, set[int]] = {}
+    for name in graph.order:  # topological: an eliminated node's feeders are known first
+        if name in plan.eliminated:
+            feeders: set[int] = set()
+            for p in graph.nx.predecessors(name):
+                if p in owner:
+                    feeders.add(owner[p])
+                else:
+                    feeders |= stands_for.get(p, set())
+            stands_for[name] = feeders
+    succ: dict[int, set[int]] = defaultdict(set)
+    for u, v in graph.edge_list:
+        b = owner.get(v)
+        if b is None:
+            continue  # an eliminated reader: its own readers link to what it stands for
+        a = owner.get(u)
+        for src in (a,) if a is not None else stands_for.get(u, ()):
+            if src != b:
+                succ[src].add(b)
+    for i, layer in enumerate(plan.layers):
+        if not layer.inserted:
+            continue
+        for t in layer.inputs:
+            p = graph.producer.get(t)
+            if p is not None:
+                for src in (owner[p],) if p in owner else stands_for.get(p, ()):
+                    succ[src].add(i)
+        for t in layer.outputs:
+            for c in graph.consumers.get(t, ()):
+                if c in owner:
+                    succ[i].add(owner[c])
+    return succ
+
+
+def is_topological(graph: Graph, plan: Plan) -> bool:
+    """True when every layer comes after the layers it reads (so the plan is acyclic)."""
+    return all(a < b for a, bs in layer_edges(graph, plan).items() for b in bs)
+
+
+def _all_layers(succ: Mapping[int, set[int]], count: int) -> dict[int, set[int]]:
+    return {i: succ.get(i, set()) for i in range(count)}
+
+
+def quotient(graph: Graph, plan: Plan) -> nx.DiGraph:
+    """The fused graph: one node per layer index, an edge where a layer reads another's data."""
+    q: nx.DiGraph = nx.DiGraph()
+    q.add_nodes_from(range(len(plan.layers)))
+    q.add_edges_from((a, b) for a, bs in layer_edges(graph, plan).items() for b in bs)
+    return q
+
+
+class CycleError(ValueError):
+    """The quotient graph of a plan has a cycle (a fusion that cannot be executed)."""
+
+
+def _ordered(succ: Mapping[int, set[int]], key: Callable[[int], Any]) -> list[int]:
+    """Kahn's topological sort, always taking the ready layer with the smallest key."""
+    indegree = dict.fromkeys(succ, 0)
+    for bs in succ.values():
+        for b in bs:
+            indegree[b] += 1
+    ready = [(key(i), i) for i, d in indegree.items() if d == 0]
+    heapq.heapify(ready)
+    out: list[int] = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        out.append(i)
+        for b in succ[i]:
+            indegree[b] -= 1
+            if indegree[b] == 0:
+                heapq.heappush(ready, (key(b), b))
+    if len(out) != len(succ):
+        raise CycleError("the fused graph has a cycle")
+    return out
+
+
+def topological_layers(graph: Graph, plan: Plan) -> tuple[Layer, ...]:
+    """The plan's layers in a topological order of the quotient graph, ties by ONNX order.
+
+    A layer's key is the file position of its first node; an inserted layer (a copy) sits
+    right after the latest layer it reads from. The order depends only on the partition,
+    not on the order of ``plan.layers``. Raises :class:`CycleError` for a cyclic plan.
+    """
+    order, _ = _topological(graph, plan)
+    return tuple(plan.layers[i] for i in order)
+
+
+def sort_plan(graph: Graph, plan: Plan) -> Plan:
+    """``plan`` with its layers in topological order (see :func:`topological_layers`)."""
+    order, succ = _topological(graph, plan)
+    result = replace(plan, layers=tuple(plan.layers[i] for i in order))
+    new = {old: i for i, old in enumerate(order)}
+    _remember_edges(graph, result, {new[a]: {new[b] for b in bs} for a, bs in succ.items()})
+    return result
+
+
+def _topological(graph: Graph, plan: Plan) -> tuple[list[int], dict[int, set[int]]]:
+    position = graph.position
+    succ = _all_layers(layer_edges(graph, plan), len(plan.layers))
+    keys: dict[int, float] = {}
+    preds: dict[int, list[int]] = {}
+    for a, bs in succ.items():
+        for b in bs:
+            preds.setdefault(b, []).append(a)
+    for i, layer in enumerate(plan.layers):
+        if layer.nodes:
+            keys[i] = float(min(position[n] for n in layer.nodes))
+    for i, layer in enumerate(plan.layers):
+        if not layer.nodes:
+            before = [keys[p] for p in preds.get(i, ()) if p in keys]
+            keys[i] = (max(before) if before else -1.0) + 0.5
+    order = _ordered(succ, lambda i: (keys[i], plan.layers[i].name, plan.layers[i].outputs))
+    return order, succ

@@ -1,0 +1,110 @@
+"""eliminate_concat: a channel Concat disappears; its producers write into its output.
+
+Before::
+
+    A ─┐
+    B ─┼─> Concat -> y
+    C ─┘
+After::
+
+    A, B, C write straight into their channel slices of y (no Concat layer); where a
+    producer cannot, a ``<tensor> copy`` layer copies its output into the slice.
+
+Conditions (for the Concat):
+ 1. it concatenates along the channel axis (axis 1 of NCHW) or the outermost axis.
+Conditions (for each input; a failure inserts a copy, it does not keep the Concat):
+ 2. the input is written by a layer (not a graph input or a constant);
+ 3. the input is read by this Concat alone and is not a graph output;
+ 4. its producer is not a horizontally merged layer (whose wide output lives elsewhere);
+ 5. the input appears once in the Concat.
+
+Source: NVIDIA's TensorRT 3 GoogLeNet material ("concat layer elimination": outputs are
+directed to their eventual destination), and engines showing ``X copy`` layers where a
+tensor could not be written in place (../shared/records/README.md).
+"""
+
+from __future__ import annotations
+
+from fusionlab.fusion.partition import Work
+from fusionlab.fusion.passes.base import Context
+from fusionlab.ir.graph import Graph
+from fusionlab.plan import Layer, Plan
+
+NAME = "eliminate_concat"
+CONDITIONS = (
+    "the Concat joins along the channel axis (or the outermost axis)",
+    "the input is written by a layer (not a graph input or a constant)",
+    "the input is read by this Concat alone and is not a graph output",
+    "its producer is not a horizontally merged layer",
+    "the input appears once in the Concat",
+)
+SOURCE = "NVIDIA TensorRT 3 GoogLeNet material: concat elimination; engines' 'X copy' layers"
+
+
+def _axis_ok(graph: Graph, name: str) -> bool:
+    node = graph.node(name)
+    out = graph.tensors.get(node.outputs[0])
+    rank = len(out.shape) if out is not None and out.shape is not None else None
+    axis = int(node.attrs.get("axis", 1))
+    if rank is not None and axis < 0:
+        axis += rank
+    return axis in (0, 1)
+
+
+def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
+    work = Work(graph, plan)
+    for name in graph.order:
+        node = graph.node(name)
+        if (
+            node.op != "Concat"
+            or name not in work.owner
+            or work.layer(work.owner[name]).nodes != (name,)
+        ):
+            continue
+        if not _axis_ok(graph, name):
+            ctx.reject(NAME, CONDITIONS, 1, [name], f"axis {node.attrs.get('axis')}")
+            continue
+        mine = work.owner[name]
+        out = node.outputs[0]
+        copies: list[tuple[int | None, Layer]] = []
+        seen: set[str] = set()
+        for raw in node.inputs:
+            if not raw:
+                continue
+            t = work.resolve(raw)
+            src = work.producer_layer(t)
+            upstream = graph.producer.get(t)
+            in_place = (
+                upstream is not None
+                and graph.node(upstream).op == "Concat"
+                and upstream in work.eliminated
+            )
+            failed = 0
+            if src is None and not in_place:
+                failed = 2
+            elif any(c != name for c in work.consumers(t)) or work.is_graph_output(t):
+                failed = 3
+            elif src is not None and " || " in work.layer(src).name:
+                failed = 4
+            elif t in seen:
+                failed = 5
+            seen.add(t)
+            if failed:
+                producer_nodes = work.layer(src).nodes if src is not None else ()
+                ctx.reject(
+                    NAME, CONDITIONS, failed, [*producer_nodes, name], f"{t} is copied into {out}"
+                )
+                copies.append(
+                    (src, Layer(f"{t} copy", "Copy", (), NAME, inputs=(t,), outputs=(out,)))
+                )
+        work.eliminate(
+            name,
+            "concat elimination: producers write into its output"
+            + (f" ({len(copies)} copied)" if copies else ""),
+        )
+        for src, copy in copies:
+            if src is not None:
+                work.insert_after(src, copy)
+            else:
+                work.insert_after(mine, copy)
+    return work.finish()

@@ -1,0 +1,51 @@
+"""fuse_scale_activation: an activation joins a standalone Scale layer before it.
+
+Before::
+
+    x -> BatchNormalization (not after a conv: a Scale layer) -> Relu -> y
+After::
+
+    x -> [BatchNormalization + Relu] -> y
+
+Conditions:
+ 1. the activation's input is written by a Scale layer (an unfolded BatchNormalization)
+    with no activation fused yet;
+ 2. that output is read by the activation alone and is not a graph output;
+ 3. the target fuses this activation at this precision.
+
+Source: TensorRT Layer Fusion Catalog, "Scale and Activation" (a Scale layer followed by an
+Activation layer can be fused into a single Activation layer).
+"""
+
+from __future__ import annotations
+
+from fusionlab.fusion.partition import Work
+from fusionlab.fusion.passes.base import Context, activation_candidates
+from fusionlab.ir.graph import Graph
+from fusionlab.plan import Plan
+
+NAME = "fuse_scale_activation"
+CONDITIONS = (
+    "the input is written by a standalone Scale layer (unfolded BatchNormalization) with no activation",
+    "that output is read by the activation alone and is not a graph output",
+    "the target fuses this activation at this precision",
+)
+SOURCE = "TensorRT Layer Fusion Catalog: Scale and Activation"
+
+
+def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
+    work = Work(graph, plan)
+    supported = ctx.target.activations_for(ctx.precision)
+    for name, mine, src in activation_candidates(work, ctx):
+        op = graph.node(name).op
+        if src is None or work.ops_of(src) != ["BatchNormalization"]:
+            continue  # not this rule's candidate: nothing to explain
+        pair = [*work.layer(src).nodes, name]
+        if not work.outputs_consumed_only_by(src, mine):
+            ctx.reject(NAME, CONDITIONS, 2, pair)
+            continue
+        if op not in supported:
+            ctx.reject(NAME, CONDITIONS, 3, pair, f"{op} at {ctx.precision}")
+            continue
+        work.merge(src, mine, rule=NAME)
+    return work.finish()

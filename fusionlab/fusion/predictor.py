@@ -1,0 +1,168 @@
+"""Run a target's passes over a graph: the predicted plan, every stage, and why.
+
+The manager checks after every pass that the plan is still a partition of the graph's
+nodes and that its quotient graph is acyclic; a violation is a bug in that pass and the
+error names it and the passes before it.
+
+>>> from fusionlab.ir.graph import load
+>>> from onnx import helper, TensorProto, numpy_helper
+>>> import numpy as np
+>>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+>>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+>>> w = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w")
+>>> g = load(helper.make_model(helper.make_graph(
+...     [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node("Relu", ["c"], ["y"], name="relu")],
+...     "g", [x], [y], [w])))
+>>> [l.name for l in predict(g, "trt10").plan.layers]
+['conv + relu']
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import networkx as nx
+
+from fusionlab.fusion.partition import (
+    CycleError,
+    initial_plan,
+    is_topological,
+    quotient,
+    topological_layers,
+)
+from fusionlab.fusion.passes import PASSES, Context, Rejection
+from fusionlab.fusion.targets import PRECISIONS, Target, get
+from fusionlab.gcpause import paused
+from fusionlab.ir.graph import Graph
+from fusionlab.plan import Layer, Plan
+
+ORIGINAL = "original"
+"""Name of the stage before any pass."""
+
+
+class PassInvariantError(AssertionError):
+    """A pass returned a plan that is not a partition or whose quotient graph has a cycle."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The plan after one pass, what that pass formed and what it turned down."""
+
+    name: str
+    plan: Plan
+    formed: tuple[Layer, ...]
+    """Layers present after this pass that were not present before it."""
+    rejections: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predicted plan plus the stage sequence that produced it."""
+
+    graph: Graph
+    target: Target
+    precision: str
+    stages: tuple[Stage, ...]
+    """``original`` first, then one stage per pass of the target."""
+
+    @property
+    def plan(self) -> Plan:
+        """The final predicted plan."""
+        return self.stages[-1].plan
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name`` (``original`` or a pass name)."""
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def explain(self, node: str) -> list[str]:
+        """Lines saying which rule took ``node`` and why other rules did not."""
+        plan = self.plan
+        lines: list[str] = []
+        layer = plan.layer_of(node)
+        if node in plan.eliminated:
+            lines.append(f"{node}: eliminated — {plan.eliminated[node]}")
+        elif layer is not None:
+            lines.append(
+                f"{node}: in layer {layer.name!r} ({layer.kind}), formed by rule {layer.rule!r}"
+            )
+        for stage in self.stages[1:]:
+            for formed in stage.formed:
+                if node in formed.nodes and formed.rule == stage.name:
+                    lines.append(f"  {stage.name}: formed {formed.name!r}")
+            if node in stage.plan.eliminated and node not in self._eliminated_before(stage):
+                lines.append(f"  {stage.name}: eliminated it ({stage.plan.eliminated[node]})")
+        seen: set[str] = set()
+        for stage in self.stages[1:]:
+            for r in stage.rejections:
+                text = str(r)
+                if node in r.nodes and text not in seen:
+                    seen.add(text)
+                    lines.append(f"  not {text}")
+        return lines
+
+    def _eliminated_before(self, stage: Stage) -> frozenset[str]:
+        index = self.stages.index(stage)
+        return frozenset(self.stages[index - 1].plan.eliminated)
+
+
+def check_plan(graph: Graph, plan: Plan) -> str | None:
+    """Why ``plan`` is not a valid partition of ``graph`` with an acyclic quotient, or None."""
+    counts = Counter(n for layer in plan.layers for n in layer.nodes)
+    twice = [n for n, c in counts.items() if c > 1]
+    if twice:
+        return f"nodes in more than one layer: {twice[:5]}"
+    both = set(counts) & set(plan.eliminated)
+    if both:
+        return f"nodes both in a layer and eliminated: {sorted(both)[:5]}"
+    missing = set(graph.order) - set(counts) - set(plan.eliminated)
+    if missing:
+        return f"nodes in no layer and not eliminated: {sorted(missing)[:5]}"
+    unknown = (set(counts) | set(plan.eliminated)) - set(graph.order)
+    if unknown:
+        return f"unknown nodes: {sorted(unknown)[:5]}"
+    if is_topological(graph, plan):
+        return None
+    try:
+        topological_layers(graph, plan)
+    except CycleError:
+        cycle = nx.find_cycle(quotient(graph, plan))
+        return "the fused graph has a cycle: " + " -> ".join(plan.layers[a].name for a, _ in cycle)
+    return None
+
+
+def run_passes(graph: Graph, start: Plan, target: Target, precision: str) -> tuple[Stage, ...]:
+    """Apply ``target``'s passes in order to ``start``, checking invariants after each."""
+    stages = [Stage(ORIGINAL, start, (), ())]
+    plan = start
+    for name in target.passes:
+        ctx = Context(target=target, precision=precision)
+        new = PASSES[name].run(graph, plan, ctx)
+        problem = None if new is plan else check_plan(graph, new)
+        if problem is not None:
+            ran = ", ".join(s.name for s in stages[1:]) or "none"
+            raise PassInvariantError(
+                f"pass {name!r} broke the plan ({problem}); passes before it: {ran}"
+            )
+        before = {id(layer) for layer in plan.layers}
+        formed = tuple(
+            layer for layer in new.layers if id(layer) not in before and layer.rule == name
+        )
+        stages.append(Stage(name, new, formed, tuple(ctx.rejections)))
+        plan = new
+    return tuple(stages)
+
+
+def predict(graph: Graph, target: str | Target = "trt10", precision: str = "fp32") -> Prediction:
+    """Predict the engine plan of ``graph`` for ``target`` at ``precision``."""
+    t = get(target) if isinstance(target, str) else target
+    if precision not in PRECISIONS:
+        from fusionlab.errors import FusionlabError
+
+        raise FusionlabError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    with paused():
+        start = initial_plan(graph, target=t.name, precision=precision)
+        return Prediction(graph, t, precision, run_passes(graph, start, t, precision))

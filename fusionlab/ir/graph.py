@@ -1,0 +1,699 @@
+"""The ONNX graph as fusionlab sees it: a read-only networkx DiGraph with shapes and costs.
+
+One networkx node per ONNX node, keyed by a unique name (unnamed nodes become
+``<OpType>_<index>``); the node attribute ``node`` holds a :class:`Node` and ``op`` its
+op type. An edge ``a -> b`` means b reads at least one tensor that a writes; its
+attributes ``tensor``, ``shape`` and ``dtype`` describe the first such tensor and
+``tensors`` holds all of them as :class:`Tensor` values. Initializers are
+:class:`Weight` values (shape and dtype; arrays are read on demand by
+:meth:`Graph.array`). Everything is read-only: the networkx graph is frozen and the
+mappings raise ``TypeError`` when written to.
+
+>>> import onnx
+>>> from onnx import helper, TensorProto
+>>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+>>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+>>> m = helper.make_model(helper.make_graph(
+...     [helper.make_node("Relu", ["x"], ["t"]), helper.make_node("Sigmoid", ["t"], ["y"])],
+...     "g", [x], [y]))
+>>> g = load(m, batch=8)
+>>> g.order
+('Relu_0', 'Sigmoid_1')
+>>> g.tensors["t"].shape
+(8, 4)
+>>> g.nx.edges["Relu_0", "Sigmoid_1"]["shape"]
+(8, 4)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import networkx as nx  # type: ignore[import-untyped,unused-ignore]
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from fusionlab.errors import FusionlabError
+from fusionlab.gcpause import paused
+from fusionlab.ir.flops import Cost, node_cost
+
+log = logging.getLogger(__name__)
+
+Dim = int | str | None
+"""One dimension: a number, a symbolic name, or unknown."""
+
+OPAQUE_OPS = frozenset({"If", "Loop", "Scan"})
+
+MAX_ATTR_TENSOR_ELEMENTS = 4096
+"""Tensor attributes (e.g. a Constant's ``value``) up to this size are kept as nested lists;
+larger ones are summarized as ``"<tensor DTYPE SHAPE>"`` so loading stays cheap."""
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _FrozenDict(dict[_K, _V]):
+    """A dict that refuses writes (``TypeError``); copies (``dict(d)``, ``d.copy()``) are plain.
+
+    >>> d = _FrozenDict({"a": 1})
+    >>> d["a"] = 2
+    Traceback (most recent call last):
+    ...
+    TypeError: fusionlab graphs are read-only
+    """
+
+    def _refuse(self) -> NoReturn:
+        raise TypeError("fusionlab graphs are read-only")
+
+    def __setitem__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def __delitem__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def __ior__(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[misc]
+        self._refuse()
+
+    def clear(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def pop(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def popitem(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def setdefault(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (dict(self),))
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor: its name, shape (None when unknown) and dtype name (e.g. ``float32``)."""
+
+    name: str
+    shape: tuple[Dim, ...] | None
+    dtype: str | None
+    numel: int | None = field(init=False, repr=False, compare=False)
+    """Number of elements, or None when a dimension is not a known number.
+
+    >>> Tensor("x", (2, 3), "float32").numel, Tensor("x", ("N", 3), "float32").numel
+    (6, None)
+    """
+    nbytes: int | None = field(init=False, repr=False, compare=False)
+    """Size in bytes, or None when the shape or dtype is unknown."""
+
+    def __post_init__(self) -> None:
+        # computed once here: these are read for every node's cost
+        numel = None
+        if self.shape is not None and all(isinstance(d, int) for d in self.shape):
+            numel = math.prod(self.shape)  # type: ignore[arg-type]
+        object.__setattr__(self, "numel", numel)
+        nbytes = None if numel is None or self.dtype is None else numel * dtype_size(self.dtype)
+        object.__setattr__(self, "nbytes", nbytes)
+
+
+@dataclass(frozen=True)
+class Weight(Tensor):
+    """An initializer: shape and dtype now, the array on demand (:meth:`Graph.array`)."""
+
+    external: str | None = None
+    """Path of the external data file relative to the model's folder, if any."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One ONNX node, with the costs fusionlab computed for it."""
+
+    name: str
+    op: str
+    index: int
+    """Position in the ONNX file's node list."""
+    attrs: Mapping[str, Any]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    weights: tuple[str, ...]
+    """The inputs that are initializers."""
+    cost: Cost
+    domain: str = ""
+    implicit_inputs: tuple[str, ...] = ()
+    """Outer-scope tensors that the subgraphs of an If/Loop/Scan read (sorted); the
+    graph has edges for them too."""
+
+    @property
+    def opaque(self) -> bool:
+        """True for control flow (If/Loop/Scan), whose bodies fusionlab does not look into."""
+        return self.op in OPAQUE_OPS
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A loaded ONNX model: read-only networkx graph plus tensor tables.
+
+    Build it with :func:`load`; it cannot be mutated.
+    """
+
+    name: str
+    nx: nx.DiGraph[str]
+    order: tuple[str, ...]
+    """Node names in topological order (the ONNX file's order where it is sorted)."""
+    tensors: Mapping[str, Tensor]
+    """Every tensor of the top-level graph, by name (shape None where not inferred)."""
+    weights: Mapping[str, Weight]
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    producer: Mapping[str, str]
+    """Tensor name -> name of the node that writes it."""
+    consumers: Mapping[str, tuple[str, ...]]
+    """Tensor name -> names of the nodes that read it, in topological order."""
+    batch: int | None
+    opset: int
+    path: Path | None = None
+    model: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def position(self) -> dict[str, int]:
+        """Node name -> its place in :attr:`order`, computed once."""
+        return {name: i for i, name in enumerate(self.order)}
+
+    @functools.cached_property
+    def edge_list(self) -> list[tuple[str, str]]:
+        """All (writer, reader) node pairs, computed once."""
+        return list(self.nx.edges())
+
+    @functools.cached_property
+    def _node_map(self) -> dict[str, Node]:
+        return {name: data["node"] for name, data in self.nx.nodes(data=True)}
+
+    def node(self, name: str) -> Node:
+        """The :class:`Node` called ``name``."""
+        try:
+            return self._node_map[name]
+        except KeyError:
+            raise FusionlabError(f"{self.name}: no node named {name!r}") from None
+
+    def nodes(self) -> Iterator[Node]:
+        """All nodes in topological order."""
+        for name in self.order:
+            yield self.node(name)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.nx
+
+    @functools.cached_property
+    def output_names(self) -> frozenset[str]:
+        """Names of the graph's output tensors."""
+        return frozenset(t.name for t in self.outputs)
+
+    def array(self, weight: str) -> np.ndarray:
+        """The array of an initializer, read now (external data only from the model's folder)."""
+        where = str(self.path) if self.path is not None else self.name
+        if self.model is None:
+            raise FusionlabError(f"{where}: the model is no longer attached; reload it")
+        for init in self.model.graph.initializer:
+            if init.name == weight:
+                if init.data_location == onnx.TensorProto.EXTERNAL:
+                    _check_external_data([init], self.path)
+                base = str(self.path.parent) if self.path is not None else ""
+                try:
+                    return np.asarray(numpy_helper.to_array(init, base_dir=base))
+                except (OSError, ValueError, TypeError) as exc:
+                    raise FusionlabError(
+                        f"{where}: cannot read initializer {weight!r}: {exc}"
+                    ) from exc
+        raise FusionlabError(f"{where}: no initializer named {weight!r}")
+
+
+def dtype_size(dtype: str) -> int:
+    """Bytes per element of a numpy dtype name (4-bit types count as one byte).
+
+    >>> dtype_size("float16"), dtype_size("bfloat16"), dtype_size("float8_e4m3fn")
+    (2, 2, 1)
+    """
+    if dtype in ("bool", "int4", "uint4", "float4e2m1"):
+        return 1
+    try:
+        return int(np.dtype(dtype).itemsize)
+    except TypeError:
+        return 1  # float8 variants and other one-byte formats numpy does not name
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_name(elem_type: int) -> str | None:
+    if elem_type == onnx.TensorProto.UNDEFINED:
+        return None
+    try:
+        return str(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)))
+    except (KeyError, TypeError, ValueError):
+        return str(onnx.TensorProto.DataType.Name(elem_type)).lower()
+
+
+def _tensor_of(vi: onnx.ValueInfoProto) -> Tensor:
+    t = vi.type.tensor_type
+    shape: tuple[Dim, ...] | None = None
+    if t.HasField("shape"):
+        dims: list[Dim] = []
+        for d in t.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            elif d.HasField("dim_param"):
+                dims.append(d.dim_param)
+            else:
+                dims.append(None)
+        shape = tuple(dims)
+    return Tensor(vi.name, shape, _dtype_name(t.elem_type))
+
+
+def _read_model(
+    source: str | os.PathLike[str] | onnx.ModelProto,
+) -> tuple[onnx.ModelProto, Path | None]:
+    if isinstance(source, onnx.ModelProto):
+        return source, None
+    path = Path(source)
+    if not path.exists():
+        raise FusionlabError(f"{path}: no such file")
+    if path.is_dir():
+        raise FusionlabError(f"{path}: is a folder, not an ONNX file")
+    if path.stat().st_size == 0:
+        raise FusionlabError(f"{path}: is empty, not an ONNX file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except OSError as exc:
+        raise FusionlabError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    except Exception as exc:  # protobuf raises several types for bad bytes
+        raise FusionlabError(
+            f"{path}: not a valid ONNX file (truncated or not ONNX: {type(exc).__name__})"
+        ) from exc
+    if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
+        raise FusionlabError(f"{path}: not an ONNX model (no graph found)")
+    return model, path
+
+
+def _check_external_data(
+    initializers: Iterable[onnx.TensorProto], path: Path | None
+) -> None:
+    """Every external-data file must exist inside the model's own folder."""
+    folder = (path.parent if path is not None else Path.cwd()).resolve()
+    where = str(path) if path is not None else "model"
+    for init in initializers:
+        if init.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in init.external_data if e.key == "location"), None)
+        if not location:
+            raise FusionlabError(
+                f"{where}: initializer {init.name!r} has external data without a location"
+            )
+        target = (folder / location).resolve()
+        if not target.is_relative_to(folder):
+            raise FusionlabError(
+                f"{where}: external data {location!r} of {init.name!r} lies outside "
+                "the model's folder"
+            )
+        if not target.is_file():
+            raise FusionlabError(
+                f"{where}: missing external data file {location!r} for {init.name!r}"
+            )
+
+
+def _fix_batch(model: onnx.ModelProto, batch: int, where: str) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph inputs have leading dimension ``batch``.
+
+    Inputs with a symbolic or unknown leading dimension get ``batch``. An input whose
+    leading dimension is a different number is an error when no input has a symbolic
+    one (a fixed-batch model); beside symbolic inputs it is left as it is (an auxiliary
+    input such as ``im_info[1,3]``).
+    """
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    inits = {i.name for i in fixed.graph.initializer}
+    leads = [
+        (vi.name, vi.type.tensor_type.shape.dim[0])
+        for vi in fixed.graph.input
+        if vi.name not in inits
+        and vi.type.HasField("tensor_type")
+        and vi.type.tensor_type.HasField("shape")
+        and vi.type.tensor_type.shape.dim
+    ]
+    dynamic = [lead for _, lead in leads if not lead.HasField("dim_value")]
+    if not dynamic:
+        for name, lead in leads:
+            if lead.dim_value != batch:
+                raise FusionlabError(
+                    f"{where}: input {name!r} has a fixed batch of {lead.dim_value}; "
+                    f"--batch {batch} applies only to a symbolic or dynamic batch dimension"
+                )
+    for lead in dynamic:
+        lead.Clear()
+        lead.dim_value = batch
+    # Shapes inferred earlier for a symbolic batch would disagree: infer them again.
+    del fixed.graph.value_info[:]
+    for vi in fixed.graph.output:
+        dims = vi.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].Clear()
+    return fixed
+
+
+SMALL_INITIALIZER = 64
+"""Initializers up to this many elements keep their data for shape inference (shape
+tensors, axes); larger ones (weights) are described by shape and type only."""
+
+
+def _inferred_infos(
+    model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto], where: str
+) -> list[onnx.ValueInfoProto]:
+    """Value infos of the graph's inputs, intermediates and outputs after ONNX shape inference.
+
+    Inference runs on a skeleton of the model: ``nodes`` (in topological order) and every
+    initializer larger than :data:`SMALL_INITIALIZER` elements replaced by a typed input,
+    so the weights are neither serialized nor parsed again (for a 100 MB model most of
+    the time shape inference took). The user's model is not touched.
+    """
+    g = model.graph
+    skeleton = onnx.ModelProto(ir_version=model.ir_version)
+    skeleton.opset_import.extend(model.opset_import)
+    sk = skeleton.graph
+    sk.node.extend(nodes)
+    sk.input.extend(g.input)
+    sk.output.extend(g.output)
+    sk.value_info.extend(g.value_info)
+    declared = {vi.name for vi in g.input}
+    for init in g.initializer:
+        if math.prod(init.dims) <= SMALL_INITIALIZER and init.data_location != onnx.TensorProto.EXTERNAL:
+            sk.initializer.append(init)
+        elif init.name not in declared:
+            sk.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    sk.sparse_initializer.extend(g.sparse_initializer)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True).graph
+    except Exception as exc:  # onnx raises InferenceError and others
+        log.warning("%s: shape inference failed (%s); shapes may be unknown", where, exc)
+        inferred = sk
+    return [*g.input, *inferred.value_info, *inferred.output]
+
+
+def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
+    names: list[str] = []
+    seen: set[str] = set()
+    for i, n in enumerate(nodes):
+        name = n.name or f"{n.op_type}_{i}"
+        if name in seen:
+            name = f"{name}_{i}"
+        while name in seen:
+            name += "_"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    out: list[onnx.GraphProto] = []
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.GRAPH:
+            out.append(a.g)
+        elif a.type == onnx.AttributeProto.GRAPHS:
+            out.extend(a.graphs)
+    return out
+
+
+def _outer_reads(graph: onnx.GraphProto) -> set[str]:
+    """Names a (sub)graph reads that it does not define itself: its outer-scope inputs."""
+    defined = {vi.name for vi in graph.input} | {i.name for i in graph.initializer}
+    defined |= {s.values.name for s in graph.sparse_initializer}
+    reads = {vi.name for vi in graph.output}
+    for n in graph.node:
+        defined.update(o for o in n.output if o)
+        reads.update(t for t in n.input if t)
+        for sub in _subgraphs(n):
+            reads |= _outer_reads(sub)
+    return reads - defined
+
+
+def _implicit_inputs(node: onnx.NodeProto) -> tuple[str, ...]:
+    """Outer-scope tensors read by the subgraphs of a control-flow node."""
+    reads: set[str] = set()
+    for sub in _subgraphs(node):
+        reads |= _outer_reads(sub)
+    return tuple(sorted(reads - set(node.input)))
+
+
+def _tensors_of(tensors: Mapping[str, Tensor], names: Iterable[str]) -> list[Tensor | None]:
+    """The tensors named, None for an empty (omitted optional) name."""
+    return [(tensors[t] if t in tensors else Tensor(t, None, None)) if t else None for t in names]
+
+
+def _tensor_attr(t: onnx.TensorProto) -> Any:
+    n = math.prod(t.dims)
+    if t.data_location == onnx.TensorProto.EXTERNAL or n > MAX_ATTR_TENSOR_ELEMENTS:
+        return f"<tensor {_dtype_name(t.data_type)} {list(t.dims)}>"
+    return numpy_helper.to_array(t).tolist()
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, onnx.TensorProto):
+        return _tensor_attr(value)
+    if isinstance(value, list | tuple):
+        return tuple(_attr_value(v) for v in value)
+    if isinstance(value, int | float | str):
+        return value
+    return f"<{type(value).__name__}>"  # sparse tensors, type protos
+
+
+_A = onnx.AttributeProto
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        kind = a.type
+        # the common kinds read directly (this runs for every attribute of every node)
+        if kind == _A.INT:
+            out[a.name] = a.i
+        elif kind == _A.INTS:
+            out[a.name] = tuple(a.ints)
+        elif kind == _A.FLOAT:
+            out[a.name] = a.f
+        elif kind == _A.FLOATS:
+            out[a.name] = tuple(a.floats)
+        elif kind == _A.STRING:
+            out[a.name] = a.s.decode("utf-8", "replace")
+        elif kind in (_A.GRAPH, _A.GRAPHS):
+            out[a.name] = "<subgraph>"
+        else:
+            out[a.name] = _attr_value(onnx.helper.get_attribute_value(a))
+    return out
+
+
+def _freeze(dg: nx.DiGraph[str]) -> nx.DiGraph[str]:
+    """Freeze the structure (networkx) and every node and edge attribute dict."""
+    raw: Any = dg  # networkx's own storage: node dicts, and edge dicts shared by succ/pred
+    nodes = raw._node
+    for n in list(nodes):
+        nodes[n] = _FrozenDict(nodes[n])
+    for u, nbrs in raw._succ.items():
+        for v in list(nbrs):
+            frozen = _FrozenDict(nbrs[v])
+            nbrs[v] = frozen
+            raw._pred[v][u] = frozen
+    result: nx.DiGraph[str] = nx.freeze(dg)
+    return result
+
+
+Edges = dict[tuple[str, str], list[str]]
+"""(writer, reader) -> the tensors between them, in the reader's input order."""
+
+
+def _topological_order(
+    names: list[str], nodes: list[onnx.NodeProto], g: onnx.GraphProto, where: str
+) -> tuple[tuple[str, ...], dict[str, str], list[tuple[str, ...]], Edges]:
+    """Check the structure; return the order, the producers, each node's implicit inputs
+    and the node-to-node edges with their tensors.
+
+    Raises FusionlabError for a tensor written twice, a dangling input or output, or a
+    cycle. The order is the file's where the file is sorted, else the topological order
+    closest to it.
+    """
+    producer: dict[str, str] = {}
+    for nm, n in zip(names, nodes, strict=True):
+        for out in n.output:
+            if not out:
+                continue
+            if out in producer:
+                raise FusionlabError(
+                    f"{where}: tensor {out!r} is written by both {producer[out]!r} and {nm!r}"
+                )
+            producer[out] = nm
+    available = set(producer) | {i.name for i in g.initializer} | {vi.name for vi in g.input}
+    available |= {s.values.name for s in g.sparse_initializer}
+    implicit = [_implicit_inputs(n) for n in nodes]
+    edges: Edges = {}
+    for nm, n, imp in zip(names, nodes, implicit, strict=True):
+        for t in (*n.input, *imp):
+            if not t:
+                continue
+            if t not in available:
+                raise FusionlabError(
+                    f"{where}: node {nm!r} reads {t!r}, which no node, input or "
+                    "initializer provides"
+                )
+            src = producer.get(t)
+            if src is not None:
+                between = edges.setdefault((src, nm), [])
+                if t not in between:
+                    between.append(t)
+    for vi in g.output:
+        if vi.name not in available:
+            raise FusionlabError(
+                f"{where}: graph output {vi.name!r} is not produced by any node"
+            )
+    index_of = {nm: i for i, nm in enumerate(names)}
+    if all(index_of[a] < index_of[b] for a, b in edges):
+        return tuple(names), producer, implicit, edges  # sorted, hence acyclic
+    dg: nx.DiGraph[str] = nx.DiGraph()
+    dg.add_nodes_from(names)
+    dg.add_edges_from(edges)
+    if not nx.is_directed_acyclic_graph(dg):
+        cycle = nx.find_cycle(dg)
+        path = " -> ".join([*(a for a, _ in cycle), cycle[0][0]])
+        raise FusionlabError(f"{where}: the graph has a cycle: {path}")
+    order = tuple(nx.lexicographical_topological_sort(dg, key=index_of.__getitem__))
+    return order, producer, implicit, edges
+
+
+def load(
+    source: str | os.PathLike[str] | onnx.ModelProto,
+    batch: int | None = None,
+    *,
+    name: str | None = None,
+) -> Graph:
+    """Load an ONNX file or ModelProto into a :class:`Graph`.
+
+    ``batch`` fixes a symbolic or dynamic leading dimension of every graph input before
+    ONNX shape inference. Raises :class:`FusionlabError` for a missing, invalid or
+    truncated file, a dangling input, a cycle, missing external data or external data
+    outside the model's folder. A node list that is not topologically sorted is sorted
+    (for shape inference and :attr:`Graph.order`); node indices stay the file's.
+    """
+    with paused():
+        return _load(source, batch, name)
+
+
+def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, name: str | None) -> Graph:
+    model, path = _read_model(source)
+    where = str(path) if path is not None else (name or model.graph.name or "model")
+    if batch is not None and batch < 1:
+        raise FusionlabError(f"--batch must be at least 1, got {batch}")
+    _check_external_data(model.graph.initializer, path)
+    if batch is not None:
+        model = _fix_batch(model, batch, where)
+    file_nodes = list(model.graph.node)
+    names = _unique_names(file_nodes)
+    order, producer, implicit, edges = _topological_order(names, file_nodes, model.graph, where)
+
+    if order != tuple(names):
+        # ONNX shape inference walks the node list once, in order: give it sorted nodes;
+        # Node.index still points into the file's order.
+        position = {nm: i for i, nm in enumerate(names)}
+        infos = _inferred_infos(model, (file_nodes[position[nm]] for nm in order), where)
+    else:
+        infos = _inferred_infos(model, file_nodes, where)
+    g = model.graph
+    nodes = file_nodes
+
+    tensors: dict[str, Tensor] = {}
+    for vi in infos:
+        tensors[vi.name] = _tensor_of(vi)
+    weights: dict[str, Weight] = {}
+    for init in g.initializer:
+        location = next((e.value for e in init.external_data if e.key == "location"), None)
+        w = Weight(
+            init.name, tuple(int(d) for d in init.dims), _dtype_name(init.data_type), location
+        )
+        weights[init.name] = w
+        tensors[init.name] = w
+    io = [(tuple(n.input), tuple(n.output)) for n in nodes]  # protobuf fields, read once
+    for ins, outs in io:
+        for t in (*ins, *outs):
+            if t and t not in tensors:
+                tensors[t] = Tensor(t, None, None)
+
+    graph_inputs = tuple(tensors[vi.name] for vi in g.input if vi.name not in weights)
+    graph_outputs = tuple(tensors[vi.name] for vi in g.output)
+
+    dg: nx.DiGraph[str] = nx.DiGraph()
+    node_rows: list[tuple[str, dict[str, Any]]] = []
+    for index, (nm, n) in enumerate(zip(names, nodes, strict=True)):
+        ins, outs = io[index]
+        attrs = _attrs(n)
+        node = Node(
+            name=nm,
+            op=n.op_type,
+            index=index,
+            attrs=_FrozenDict(attrs),
+            inputs=ins,
+            outputs=outs,
+            weights=tuple(t for t in ins if t in weights),
+            cost=node_cost(n.op_type, attrs, _tensors_of(tensors, ins), _tensors_of(tensors, outs)),
+            domain=n.domain,
+            implicit_inputs=implicit[index],
+        )
+        node_rows.append((nm, {"node": node, "op": n.op_type}))
+    dg.add_nodes_from(node_rows)
+    position = {nm: i for i, nm in enumerate(order)}
+    consumers: dict[str, set[str]] = {}
+    for nm, (ins, _), imp in zip(names, io, implicit, strict=True):
+        for t in (*ins, *imp):
+            if t:
+                consumers.setdefault(t, set()).add(nm)
+    dg.add_edges_from(
+        (
+            src,
+            dst,
+            {
+                "tensor": ts[0],
+                "shape": tensors[ts[0]].shape,
+                "dtype": tensors[ts[0]].dtype,
+                "tensors": tuple(tensors[t] for t in ts),
+            },
+        )
+        for (src, dst), ts in edges.items()
+    )
+    frozen_consumers = {
+        t: tuple(sorted(c, key=position.__getitem__)) for t, c in consumers.items()
+    }
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return Graph(
+        name=name or (path.stem if path is not None else (model.graph.name or "model")),
+        nx=_freeze(dg),
+        order=order,
+        tensors=_FrozenDict(tensors),
+        weights=_FrozenDict(weights),
+        inputs=graph_inputs,
+        outputs=graph_outputs,
+        producer=_FrozenDict(producer),
+        consumers=_FrozenDict(frozen_consumers),
+        batch=batch,
+        opset=int(opset),
+        path=path,
+        model=model,
+    )

@@ -1,0 +1,13 @@
+"""Where the recorded TensorRT engines live: ``records/`` at the repository root (a copy of
+the records the tests and docs use, with their licence; records/README.md says where each
+came from)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "records"
+RESNET18 = ROOT / "trex-resnet18-a100"
+"""TensorRT 8.x ResNet-18 engines on an A100: ``fp32/`` and ``fp16/``."""
+RESNET18_QAT = ROOT / "trex-resnet18-a100-qat"
+"""TensorRT 8.x Q/DQ (QAT) ResNet-18 engine on an A100."""
