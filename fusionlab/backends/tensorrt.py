@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 import numpy as np
 from packaging.version import InvalidVersion, Version
 
+from fusionlab.dtypes import by_trt, check_precision
 from fusionlab.errors import FusionlabError, missing_extra
 from fusionlab.gcpause import paused
 from fusionlab.io import write_atomic
@@ -74,7 +75,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "rtx")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 RTX_MODULES = ("tensorrt_rtx", "tensorrt_rtx_bindings")
 """TensorRT-RTX's module: ``tensorrt_rtx`` (its meta package), or the bindings wheel alone."""
 SIDECAR_SUFFIX = ".fusionlab.json"
@@ -424,10 +424,7 @@ def _precision_plan(caps: Capabilities, precision: str, qdq: bool) -> str:
     >>> _precision_plan(capabilities("tensorrt", "10.8"), "int8", False)
     'calibrate'
     """
-    if precision not in PRECISIONS:
-        raise FusionlabError(
-            f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
-        )
+    check_precision(precision)
     if precision == "fp32":
         return "none"
     if precision in ("fp16", "bf16"):
@@ -656,13 +653,13 @@ def _calibration_batches(
     options: BuildOptions,
 ) -> list[dict[str, np.ndarray]]:
     """Calibration inputs: consecutive slices of the ``.npz`` arrays, or random values."""
-    from fusionlab.backends.tensorrt_cuda import ITEMSIZE
+    from fusionlab.backends.tensorrt_cuda import FILLABLE
 
     dtypes: dict[str, str] = {}
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
         dtype = _numpy_dtype(tensor.dtype.name)
-        if dtype not in ITEMSIZE or dtype in ("bfloat16", "float8"):
+        if dtype not in FILLABLE or dtype == "bfloat16":
             raise FusionlabError(
                 f"cannot calibrate input {tensor.name!r} of type {tensor.dtype.name}"
             )
@@ -899,26 +896,14 @@ def engine_plan(layer_info_json: str, graph: Graph | None, source: str) -> Plan:
     return replace(plan, source=source)
 
 
-DTYPES = {
-    "FLOAT": "float32",
-    "HALF": "float16",
-    "BF16": "bfloat16",
-    "INT8": "int8",
-    "INT32": "int32",
-    "INT64": "int64",
-    "BOOL": "bool",
-    "UINT8": "uint8",
-    "FP8": "float8",
-}
-
-
 def _numpy_dtype(trt_name: str) -> str:
-    """TensorRT ``DataType`` name -> the dtype name fusionlab's buffers use.
+    """TensorRT ``DataType`` name -> the numpy dtype name fusionlab's buffers use.
 
-    >>> _numpy_dtype("HALF")
-    'float16'
+    >>> _numpy_dtype("HALF"), _numpy_dtype("FP8")
+    ('float16', 'float8_e4m3fn')
     """
-    return DTYPES.get(trt_name, trt_name.lower())
+    known = by_trt(trt_name)
+    return known.numpy if known is not None else trt_name.lower()
 
 
 @dataclass(frozen=True)

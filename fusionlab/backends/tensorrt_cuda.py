@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from fusionlab.dtypes import DTYPES, itemsize
 from fusionlab.errors import FusionlabError, missing_extra
 
 log = logging.getLogger(__name__)
@@ -302,7 +303,7 @@ class IOBuffer:
     name: str
     shape: tuple[int, ...]
     dtype: str
-    """numpy dtype name, or ``bfloat16`` / ``float8`` (stored as raw bytes)."""
+    """numpy dtype name (``bfloat16`` and ``float8_e4m3fn`` are stored as raw bytes)."""
     is_input: bool
     host: np.ndarray = field(repr=False)
     device: int = 0
@@ -312,17 +313,8 @@ class IOBuffer:
         return int(self.host.nbytes)
 
 
-ITEMSIZE = {
-    "float32": 4,
-    "float16": 2,
-    "bfloat16": 2,
-    "int8": 1,
-    "uint8": 1,
-    "int32": 4,
-    "int64": 8,
-    "bool": 1,
-    "float8": 1,
-}
+FILLABLE = frozenset({d.numpy for d in DTYPES if d.word not in ("fp4", "int4")})
+"""numpy dtype names of the buffers :func:`fill_random` can fill (whole bytes per element)."""
 
 
 def tensor_bytes(name: str, shape: tuple[int, ...], dtype: str) -> int:
@@ -333,9 +325,9 @@ def tensor_bytes(name: str, shape: tuple[int, ...], dtype: str) -> int:
     """
     if any(d < 0 for d in shape):
         raise FusionlabError(f"tensor {name!r} has an unresolved shape {list(shape)}")
-    if dtype not in ITEMSIZE:
+    if dtype not in FILLABLE:
         raise FusionlabError(f"tensor {name!r} has a data type fusionlab cannot fill ({dtype})")
-    return int(np.prod(shape, dtype=np.int64)) * ITEMSIZE[dtype]
+    return int(np.prod(shape, dtype=np.int64)) * itemsize(dtype)
 
 
 def allocate(
@@ -361,6 +353,6 @@ def fill_random(buffer: IOBuffer, rng: np.random.Generator) -> None:
         values = to_bfloat16_bits(rng.uniform(-1.0, 1.0, n).astype(np.float32))
     elif buffer.dtype in ("int8", "uint8", "int32", "int64"):
         values = rng.integers(0, 4, n).astype(buffer.dtype)
-    else:  # bool, float8: bytes 0/1 (float8 1 byte is a tiny positive value)
+    else:  # bool, fp8: bytes 0/1 (an fp8 byte of 1 is a tiny positive value)
         values = rng.integers(0, 2, n).astype(np.uint8)
     buffer.host[:] = np.frombuffer(values.tobytes(), dtype=np.uint8)

@@ -54,12 +54,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from fusionlab.dtypes import REDUCED_FLOATS, by_word, check_precision
 from fusionlab.errors import FusionlabError
 
 log = logging.getLogger(__name__)
-
-PRECISIONS: Mapping[str, int] = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
-"""Precision name -> ONNX element type of the converted model."""
 
 FP32_ONLY_INPUTS: Mapping[str, frozenset[int]] = {
     "Resize": frozenset({2}),  # scales: tensor(float) only (ONNX Resize-11..19)
@@ -184,11 +182,7 @@ def convert_float_model(model: onnx.ModelProto, precision: str) -> onnx.ModelPro
     external data). Raises :class:`FusionlabError` for an unknown precision or a model
     with subgraphs.
     """
-    if precision not in PRECISIONS:
-        raise FusionlabError(
-            f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
-        )
-    elem = PRECISIONS[precision]
+    elem = by_word(check_precision(precision, REDUCED_FLOATS)).onnx
     if _has_subgraphs(model.graph.node):
         raise FusionlabError(
             f"converting a model with control flow (If/Loop/Scan) to {precision} is not supported"

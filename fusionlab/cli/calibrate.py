@@ -22,8 +22,8 @@ from typing import Any
 from fusionlab.cli.common import positive_int
 from fusionlab.cost import model as cost
 from fusionlab.cost.devices import DEVICES, get
+from fusionlab.dtypes import PRECISIONS
 from fusionlab.errors import FusionlabError
-from fusionlab.fusion.targets import PRECISIONS
 from fusionlab.io import write_atomic
 from fusionlab.ir.graph import Graph, load
 from fusionlab.plan import Plan
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         raise FusionlabError(f"{args.profile}: has no per-layer times to fit to")
     bare = engine_info_to_plan(info)
     precision = args.precision or bare.precision
-    if precision not in cost.ELEMENT_BYTES:
+    if precision not in cost.COST_PRECISIONS:
         raise FusionlabError(
             f"{args.layer_info}: cannot tell the engine's precision ({precision!r}); "
             "give --precision"

@@ -12,6 +12,7 @@ from fusionlab.cli.calibrate import add_device_args, apply_device
 from fusionlab.cli.common import add_model_args
 from fusionlab.cli.predict import add_target_args
 from fusionlab.compare.diff import Diff, compare, diff_to_dict
+from fusionlab.dtypes import PRECISIONS
 from fusionlab.fusion.predictor import predict
 from fusionlab.io import write_atomic
 from fusionlab.ir.graph import load
@@ -68,7 +69,7 @@ def diff_text(d: Diff) -> str:
 def run(args: argparse.Namespace) -> int:
     g = load(args.model, batch=args.batch)
     actual = actual_plan(g, layer_info=args.layer_info, profile=args.profile, engine=args.engine)
-    precision = args.precision or (actual.precision if actual.precision in ("fp32", "fp16", "bf16", "int8") else "fp32")
+    precision = args.precision or (actual.precision if actual.precision in PRECISIONS else "fp32")
     prediction = predict(g, args.target, precision)
     plan = apply_device(args, g, prediction.plan)
     d = compare(plan, actual, ops={n.name: n.op for n in g.nodes()},

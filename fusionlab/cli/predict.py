@@ -8,9 +8,10 @@ from typing import Any
 
 from fusionlab.cli.calibrate import add_device_args, apply_device
 from fusionlab.cli.common import add_model_args
+from fusionlab.dtypes import PRECISIONS
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import Prediction, predict
-from fusionlab.fusion.targets import DEFAULT, PRECISIONS, TARGETS
+from fusionlab.fusion.targets import DEFAULT, TARGETS
 from fusionlab.io import write_atomic
 from fusionlab.ir.graph import load
 from fusionlab.plan import Plan, plan_to_json

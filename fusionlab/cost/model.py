@@ -64,9 +64,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fusionlab.cost.devices import Device, get
+from fusionlab.dtypes import check_precision, element_bytes, find, itemsize, word_in_text
 from fusionlab.errors import FusionlabError
 from fusionlab.ir import ops
-from fusionlab.ir.graph import Graph, Node, dtype_size
+from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import Layer, Plan
 
 if TYPE_CHECKING:
@@ -81,10 +82,8 @@ SCHEMA = "fusionlab.efficiency/1"
 CLASSES = ("conv", "pooling", "pointwise", "copy", "other")
 """Layer classes that carry their own efficiency factors (:func:`layer_class`)."""
 
-ELEMENT_BYTES: Mapping[str, int] = {
-    "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1,
-}
-"""Bytes per activation/weight element at each engine precision."""
+COST_PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+"""Engine precisions the cost model prices (``tf32``: fp32 storage, TF32 tensor-core math)."""
 
 TENSOR_CORE_ALIGN: Mapping[str, int] = {"tf32": 4, "fp16_tensor": 8, "bf16_tensor": 8,
                                          "int8_tensor": 16}
@@ -204,10 +203,7 @@ def math_field(precision: str, tensor: bool, device: Device, tf32: bool = True) 
     >>> math_field("fp16", False, get("a100")), math_field("int8", True, get("a100"))
     ('fp16', 'int8_tensor')
     """
-    if precision not in ELEMENT_BYTES:
-        raise FusionlabError(
-            f"unknown precision {precision!r} (known: {', '.join(ELEMENT_BYTES)})"
-        )
+    check_precision(precision, COST_PRECISIONS)
     if not tensor:
         return "fp16" if precision in ("fp16", "bf16") else "fp32"
     if precision in ("fp32", "tf32"):
@@ -382,7 +378,7 @@ def _tensor_bytes(
     t = graph.tensors.get(name)
     if t is None or t.numel is None:
         return None
-    return t.numel * (elem if _is_float(t.dtype) else dtype_size(t.dtype or "float32"))
+    return t.numel * (elem if _is_float(t.dtype) else itemsize(t.dtype or "float32"))
 
 
 def _int_dims(shape: Sequence[Any] | None) -> tuple[int, ...] | None:
@@ -453,9 +449,7 @@ def layer_cost(
     ``tensor_bytes`` gives the size of tensors the graph does not know (an engine's own
     tensors, e.g. ``Reformatted Input Tensor 0 to X``) or overrides it.
     """
-    elem = ELEMENT_BYTES.get(precision)
-    if elem is None:
-        raise FusionlabError(f"unknown precision {precision!r} (known: {', '.join(ELEMENT_BYTES)})")
+    elem = element_bytes(check_precision(precision, COST_PRECISIONS))
     nodes = [graph.node(n) for n in layer.nodes] if graph is not None else []
     noop = layer.kind == "NoOp"
     cls = layer_class([n.op for n in nodes], layer.kind)
@@ -586,9 +580,8 @@ def estimate(
 
 def _engine_elem(dtype: str | None) -> int:
     """Bytes per element of an engine tensor's data type word (4 when unknown)."""
-    if dtype in ELEMENT_BYTES:
-        return ELEMENT_BYTES[dtype or ""]
-    return {"int64": 8, "bool": 1, "uint8": 1, "int4": 1, "fp4": 1}.get(dtype or "", 4)
+    known = find(dtype or "")
+    return known.itemsize if known is not None else 4
 
 
 def engine_tensor_bytes(info: EngineInfo) -> dict[str, int]:
@@ -626,7 +619,7 @@ def engine_layer_cost(
     noop = layer.layer_type == "NoOp"
     outs = [t for t in layer.outputs if t.dims is not None]
     out_numel = sum(math.prod(t.dims) for t in outs if t.dims is not None)
-    prec = next((t.dtype for t in layer.inputs if t.dtype in ELEMENT_BYTES), None) or precision
+    prec = next((t.dtype for t in layer.inputs if t.dtype in COST_PRECISIONS), None) or precision
     flops = 0.0
     ms = 0.0
     math_used = ""
@@ -672,10 +665,8 @@ def _weight_bytes(raw: Mapping[str, Any], precision: str) -> int:
     for key in ("Weights", "Bias"):
         w = raw.get(key)
         if isinstance(w, dict) and isinstance(w.get("Count"), int):
-            word = {"Half": "fp16", "Float": "fp32", "Int8": "int8", "BFloat16": "bf16"}.get(
-                str(w.get("Type")), precision
-            )
-            total += int(w["Count"]) * ELEMENT_BYTES.get(word, 4)
+            word = word_in_text(w.get("Type")) or precision
+            total += int(w["Count"]) * _engine_elem(word)
     return total
 
 

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from fusionlab.dtypes import MOST_REDUCED_FIRST, by_numpy, find, word_in_text
 from fusionlab.errors import FusionlabError
 from fusionlab.formats.common import (
     Source,
@@ -56,48 +57,6 @@ _TRT_MADE_TOKEN = re.compile(
     r"\(Unnamed Layer\* ?\d+\).*|__myl_.*"
     r"|(?:reshape|squeeze|unsqueeze|transpose|shuffle)_(?:before|after)_.*"
 )
-_DTYPE_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.I), word)
-    for pattern, word in (
-        (r"\bFP32\b|\bFloat\b|\bTF32\b", "fp32"),
-        (r"\bFP16\b|\bHalf\b", "fp16"),
-        (r"\bBF16\b|\bBFloat16\b", "bf16"),
-        (r"\bFP8\b", "fp8"),
-        (r"\bFP4\b", "fp4"),
-        (r"\bInt8\b", "int8"),
-        (r"\bUInt8\b", "uint8"),
-        (r"\bInt4\b", "int4"),
-        (r"\bInt32\b", "int32"),
-        (r"\bInt64\b", "int64"),
-        (r"\bBool\b", "bool"),
-    )
-)
-_REDUCED_PRECISIONS = ("fp4", "fp8", "int8", "int4", "fp16", "bf16")
-"""Plan precision, most reduced first: an engine with any int8 layer is an int8 engine."""
-
-# What the writer puts into a tensor's format fields, per precision word.
-_FORMAT_OF = {
-    "fp32": "Row major linear FP32",
-    "fp16": "Row major linear FP16 format",
-    "bf16": "Row major linear BFloat16 format",
-    "int8": "Row major Int8 format",
-    "fp8": "Row major linear FP8 format",
-    "int32": "Row major linear Int32",
-    "int64": "Row major linear Int64 format",
-    "bool": "Row major linear BOOL",
-    "uint8": "Row major linear UInt8 format",
-}
-_DATATYPE_OF = {
-    "fp32": "Float", "fp16": "Half", "bf16": "BFloat16", "int8": "Int8", "fp8": "FP8",
-    "fp4": "FP4", "int4": "Int4", "int32": "Int32", "int64": "Int64", "bool": "Bool",
-    "uint8": "UInt8",
-}
-_NUMPY_DTYPE_WORD = {
-    "float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8": "int8", "uint8": "uint8",
-    "int32": "int32", "int64": "int64", "bool": "bool",
-}
-
-
 @dataclass(frozen=True)
 class TensorInfo:
     """One tensor of an engine layer as the inspector describes it."""
@@ -195,16 +154,6 @@ def metadata_nodes(metadata: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _dtype_word(text: Any) -> str | None:
-    """Precision word of a format or data-type text (``Channel major FP16 format`` -> fp16)."""
-    if not isinstance(text, str):
-        return None
-    for pattern, word in _DTYPE_WORDS:
-        if pattern.search(text):
-            return word
-    return None
-
-
 def _dims(value: Any) -> tuple[int, ...] | None:
     if isinstance(value, list) and all(type(d) is int for d in value):
         return tuple(value)
@@ -223,7 +172,7 @@ def _tensor_info(raw: Any, where: str, layer: str) -> TensorInfo:
     if not isinstance(raw, dict) or not isinstance(raw.get("Name"), str):
         raise FusionlabError(f"{where}: layer {layer!r} has a tensor without a name")
     fmt = raw.get("Format/Datatype", raw.get("Format/DataType", raw.get("Format")))
-    dtype = _dtype_word(raw.get("DataType", raw.get("Datatype"))) or _dtype_word(fmt)
+    dtype = word_in_text(raw.get("DataType", raw.get("Datatype"))) or word_in_text(fmt)
     location = raw.get("Location")
     return TensorInfo(
         name=raw["Name"],
@@ -256,7 +205,7 @@ def _io_tensors(doc: Mapping[str, Any], where: str) -> tuple[IOTensor, ...]:
                 dims = _dims(opt) or dims
             mode = raw.get("IOMode")
             out.append(IOTensor(raw["Name"], mode if isinstance(mode, str) else None, dims,
-                                _dtype_word(raw.get("DataType"))))
+                                word_in_text(raw.get("DataType"))))
         return tuple(out)
     bindings = doc.get("Bindings", [])
     if not isinstance(bindings, list):
@@ -516,7 +465,7 @@ def _plan_precision(layers: Sequence[EngineLayer], inserted: Sequence[bool]) -> 
     """The most reduced activation precision among the computing layers' tensors."""
     computing = [x for x, ins in zip(layers, inserted, strict=True) if not ins] or list(layers)
     words = {t.dtype for x in computing for t in (*x.inputs, *x.outputs) if t.dtype}
-    for word in _REDUCED_PRECISIONS:
+    for word in MOST_REDUCED_FIRST:
         if word in words:
             return word
     return "fp32" if "fp32" in words else "unknown"
@@ -712,10 +661,20 @@ def read_layer_info(
 
 def _word_of(tensor: str, graph: Graph | None, precision: str) -> str:
     t = graph.tensors.get(tensor) if graph is not None else None
-    word = _NUMPY_DTYPE_WORD.get(t.dtype or "") if t is not None else None
-    if word is None or word == "fp32":  # activations run at the plan's precision
-        return precision if precision in _DATATYPE_OF else "unknown"
-    return word
+    known = by_numpy(t.dtype or "") if t is not None else None
+    if known is None or known.word == "fp32":  # activations run at the plan's precision
+        return precision
+    return known.word
+
+
+def _format_of(word: str) -> str:
+    known = find(word)
+    return known.format if known is not None else "Unknown format"
+
+
+def _inspector_word(word: str) -> str:
+    known = find(word)
+    return known.inspector if known is not None else "None"
 
 
 def _shape_of(tensor: str, graph: Graph | None) -> list[int]:
@@ -729,10 +688,10 @@ def _tensor_json(name: str, graph: Graph | None, precision: str, style: str) -> 
     word = _word_of(name, graph, precision)
     out: dict[str, Any] = {"Name": name, "Location": "Device", "Dimensions": _shape_of(name, graph)}
     if style == "11":
-        out["Format"] = _FORMAT_OF.get(word, "Unknown format")
-        out["DataType"] = _DATATYPE_OF.get(word, "None")
+        out["Format"] = _format_of(word)
+        out["DataType"] = _inspector_word(word)
     else:
-        out["Format/Datatype"] = _FORMAT_OF.get(word, "Unknown format")
+        out["Format/Datatype"] = _format_of(word)
     return out
 
 
@@ -786,7 +745,7 @@ def layer_info_to_json(
             {
                 "Name": t,
                 "IOMode": mode,
-                "DataType": _DATATYPE_OF.get(_word_of(t, graph, plan.precision), "None"),
+                "DataType": _inspector_word(_word_of(t, graph, plan.precision)),
                 "Dimensions": _shape_of(t, graph),
                 "Location": "Device",
                 "IsShapeInferenceIO": False,

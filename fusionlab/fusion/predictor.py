@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from fusionlab.dtypes import check_precision
 from fusionlab.fusion.partition import (
     CycleError,
     initial_plan,
@@ -32,7 +33,7 @@ from fusionlab.fusion.partition import (
     topological_layers,
 )
 from fusionlab.fusion.passes import PASSES, Context, Rejection
-from fusionlab.fusion.targets import PRECISIONS, Target, get
+from fusionlab.fusion.targets import Target, get
 from fusionlab.gcpause import paused
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Layer, Plan
@@ -159,10 +160,7 @@ def run_passes(graph: Graph, start: Plan, target: Target, precision: str) -> tup
 def predict(graph: Graph, target: str | Target = "trt10", precision: str = "fp32") -> Prediction:
     """Predict the engine plan of ``graph`` for ``target`` at ``precision``."""
     t = get(target) if isinstance(target, str) else target
-    if precision not in PRECISIONS:
-        from fusionlab.errors import FusionlabError
-
-        raise FusionlabError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    check_precision(precision)
     with paused():
         start = initial_plan(graph, target=t.name, precision=precision)
         return Prediction(graph, t, precision, run_passes(graph, start, t, precision))

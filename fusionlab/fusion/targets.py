@@ -21,8 +21,6 @@ from typing import Literal
 from fusionlab.errors import FusionlabError
 from fusionlab.ir import ops
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-
 
 @dataclass(frozen=True)
 class Target:

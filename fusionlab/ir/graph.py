@@ -41,6 +41,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from fusionlab.dtypes import itemsize
 from fusionlab.errors import FusionlabError
 from fusionlab.gcpause import paused
 from fusionlab.ir.flops import Cost, node_cost
@@ -123,7 +124,7 @@ class Tensor:
         if self.shape is not None and all(isinstance(d, int) for d in self.shape):
             numel = math.prod(self.shape)  # type: ignore[arg-type]
         object.__setattr__(self, "numel", numel)
-        nbytes = None if numel is None or self.dtype is None else numel * dtype_size(self.dtype)
+        nbytes = None if numel is None or self.dtype is None else numel * itemsize(self.dtype)
         object.__setattr__(self, "nbytes", nbytes)
 
 
@@ -239,20 +240,6 @@ class Graph:
                         f"{where}: cannot read initializer {weight!r}: {exc}"
                     ) from exc
         raise FusionlabError(f"{where}: no initializer named {weight!r}")
-
-
-def dtype_size(dtype: str) -> int:
-    """Bytes per element of a numpy dtype name (4-bit types count as one byte).
-
-    >>> dtype_size("float16"), dtype_size("bfloat16"), dtype_size("float8_e4m3fn")
-    (2, 2, 1)
-    """
-    if dtype in ("bool", "int4", "uint4", "float4e2m1"):
-        return 1
-    try:
-        return int(np.dtype(dtype).itemsize)
-    except TypeError:
-        return 1  # float8 variants and other one-byte formats numpy does not name
 
 
 @functools.lru_cache(maxsize=64)
