@@ -19,7 +19,7 @@ profiling verbosity (always, so the engine inspector names the ONNX nodes of eac
 a progress bar through ``IProgressMonitor``. Profiling follows trtexec too: end-to-end
 queries timed with CUDA events (H2D, GPU compute, D2H) and host clocks (enqueue), then a
 separate run with an ``IProfiler`` for per-layer times; the statistics are trtexec's
-(:func:`fusionlab.formats.trtexec.summarize_times`).
+(:func:`fusionlab.plan.profile.summarize_times`).
 
 An engine file is code (it can carry plugins): :func:`save_engine` writes a sidecar
 ``ENGINE.fusionlab.json`` with the engine's sha256, and :func:`provenance_warning` says
@@ -67,10 +67,9 @@ if TYPE_CHECKING:
     import tensorrt
 
     from fusionlab.backends.tensorrt_cuda import CudaRuntime, IOBuffer
-    from fusionlab.formats.trtexec import InferenceTrace
     from fusionlab.ir.graph import Graph
     from fusionlab.plan import Plan
-    from fusionlab.plan.profile import LayerTime, Profile
+    from fusionlab.plan.profile import InferenceTrace, LayerTime, Profile
 
 log = logging.getLogger(__name__)
 
@@ -1036,7 +1035,7 @@ def _time_queries(session: _Session, options: ProfileOptions) -> tuple[list[Infe
     recorded when timing starts; enqueue stamps from the host clock, relative to the moment
     that event completed. One query is in flight at a time.
     """
-    from fusionlab.formats.trtexec import InferenceTrace
+    from fusionlab.plan.profile import InferenceTrace
 
     cuda, stream = session.cuda, session.stream
     warmups = 0
@@ -1166,8 +1165,7 @@ def _profile_layers(session: _Session, options: ProfileOptions) -> LayerTimes:
 def profile_engine(data: bytes, backend: Backend, options: ProfileOptions) -> ProfileRun:
     """Time a serialized engine on the GPU, as trtexec does; needs a GPU TensorRT supports."""
     from fusionlab.backends.tensorrt_cuda import open_cuda
-    from fusionlab.formats.trtexec import summarize_times
-    from fusionlab.plan.profile import Profile
+    from fusionlab.plan.profile import Profile, summarize_times
 
     if options.iterations < 1 or options.warmup_ms < 0 or options.duration_s < 0:
         raise FusionlabError(

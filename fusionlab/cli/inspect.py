@@ -7,7 +7,8 @@ from collections import Counter
 from typing import Any
 
 from fusionlab.cli.common import add_model_args, emit_json
-from fusionlab.ir.graph import Graph, Tensor, load
+from fusionlab.ir.graph import Graph, load
+from fusionlab.ir.tensors import Tensor
 from fusionlab.table import format_table, human
 
 

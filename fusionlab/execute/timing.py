@@ -28,8 +28,7 @@ from typing import Any
 import torch
 
 from fusionlab.execute.program import Program, Tensor
-from fusionlab.formats.trtexec import InferenceTrace, latency_stats, summarize_times
-from fusionlab.plan.profile import Latency, Summary
+from fusionlab.plan.profile import InferenceTrace, Latency, Summary, latency_stats, summarize_times
 
 log = logging.getLogger(__name__)
 

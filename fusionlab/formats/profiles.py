@@ -23,10 +23,8 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
-
-import numpy as np
 
 from fusionlab.errors import FusionlabError
 from fusionlab.formats.common import (
@@ -40,7 +38,7 @@ from fusionlab.formats.common import (
     to_float,
 )
 from fusionlab.plan import Plan
-from fusionlab.plan.profile import Latency, LayerTime, Profile, Summary
+from fusionlab.plan.profile import InferenceTrace, Latency, LayerTime, Profile, Summary, summarize_times
 
 log = logging.getLogger(__name__)
 
@@ -158,48 +156,6 @@ def profile_to_json(profile: Profile) -> str:
 # --exportTimes JSON
 
 
-@dataclass(frozen=True)
-class InferenceTrace:
-    """One inference as ``--exportTimes`` records it: event times in ms on one clock.
-
-    Without data transfers (``--noDataTransfers``) trtexec still records the H2D and D2H
-    events, with no time between start and end.
-    """
-
-    start_h2d_ms: float
-    end_h2d_ms: float
-    start_compute_ms: float
-    end_compute_ms: float
-    start_d2h_ms: float
-    end_d2h_ms: float
-    start_enq_ms: float | None = None
-    end_enq_ms: float | None = None
-
-    @property
-    def enqueue_ms(self) -> float | None:
-        """Host time to enqueue the inference, None when not recorded."""
-        if self.start_enq_ms is None or self.end_enq_ms is None:
-            return None
-        return self.end_enq_ms - self.start_enq_ms
-
-    @property
-    def h2d_ms(self) -> float:
-        return self.end_h2d_ms - self.start_h2d_ms
-
-    @property
-    def compute_ms(self) -> float:
-        return self.end_compute_ms - self.start_compute_ms
-
-    @property
-    def d2h_ms(self) -> float:
-        return self.end_d2h_ms - self.start_d2h_ms
-
-    @property
-    def latency_ms(self) -> float:
-        """Host latency: H2D + GPU compute + D2H (``InferenceTime::latency``)."""
-        return self.h2d_ms + self.compute_ms + self.d2h_ms
-
-
 _TRACE_KEYS = (
     ("startEnqMs", "start_enq_ms"), ("endEnqMs", "end_enq_ms"),
     ("startH2dMs", "start_h2d_ms"), ("endH2dMs", "end_h2d_ms"),
@@ -252,64 +208,6 @@ def times_to_json(traces: Sequence[InferenceTrace]) -> str:
         lines.append(("  " if i == 0 else ", ") + "{ " + ", ".join(fields) + " }")
     lines.append("]")
     return "\n".join(lines) + "\n"
-
-
-DEFAULT_PERCENTILES = (90.0, 95.0, 99.0)
-"""trtexec's ``--percentile`` default since TensorRT 8.6."""
-
-
-def _excluded(percentile: float, n: int) -> int:
-    """``int((1 - p / 100) * n)`` in single precision, as trtexec's ``findPercentile``
-    computes it (in double precision p=90 of 10 values would exclude 0 values, not 1)."""
-    one, hundred = np.float32(1), np.float32(100)
-    return int((one - np.float32(percentile) / hundred) * np.float32(n))
-
-
-def latency_stats(
-    values: Sequence[float], percentiles: Sequence[float] = DEFAULT_PERCENTILES
-) -> Latency:
-    """min/max/mean/median/percentiles as trtexec computes them (``getPerformanceResult``).
-
-    The median of an even count is the mean of the middle two; percentile ``p`` is the
-    sorted value at ``max(n - 1 - int((1 - p/100) * n), 0)``.
-
-    >>> latency_stats([4.0, 1.0, 3.0, 2.0], (50.0,)).percentiles
-    {50.0: 2.0}
-    """
-    if not values:
-        raise FusionlabError("no timings to summarize")
-    s = sorted(values)
-    n = len(s)
-    median = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-    pcts = {float(p): s[max(n - 1 - _excluded(p, n), 0)] for p in percentiles}
-    return Latency(s[0], s[-1], sum(s) / n, median, pcts)
-
-
-def summarize_times(
-    traces: Sequence[InferenceTrace],
-    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
-    batch: int = 1,
-) -> Summary:
-    """trtexec's performance summary of a trace (``printEpilog``).
-
-    Throughput is ``batch * n / walltime`` with the walltime from the first H2D start to the
-    last D2H end (explicit-batch engines count one query per inference: ``batch`` 1).
-    """
-    if not traces:
-        raise FusionlabError("no timings to summarize")
-    walltime_ms = traces[-1].end_d2h_ms - traces[0].start_h2d_ms
-    compute = latency_stats([t.compute_ms for t in traces], percentiles)
-    enq = [e for t in traces if (e := t.enqueue_ms) is not None]
-    return Summary(
-        throughput_qps=batch * len(traces) / walltime_ms * 1000 if walltime_ms > 0 else None,
-        latency=latency_stats([t.latency_ms for t in traces], percentiles),
-        gpu_compute=compute,
-        enqueue=latency_stats(enq, percentiles) if len(enq) == len(traces) else None,
-        h2d=latency_stats([t.h2d_ms for t in traces], percentiles),
-        d2h=latency_stats([t.d2h_ms for t in traces], percentiles),
-        total_host_walltime_s=walltime_ms / 1000,
-        total_gpu_compute_s=compute.mean_ms * len(traces) / 1000,
-    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -39,11 +39,9 @@ from fusionlab.formats.layer_info import (
     split_layer_name,
 )
 from fusionlab.formats.profiles import (
-    InferenceTrace,
     format_profile_table,
     format_summary,
     join_profile,
-    latency_stats,
     parse_profile_table,
     parse_summary,
     profile_to_json,
@@ -51,7 +49,6 @@ from fusionlab.formats.profiles import (
     read_summary,
     read_times,
     read_trex_metadata,
-    summarize_times,
     times_to_json,
 )
 
@@ -60,7 +57,6 @@ __all__ = [
     "EngineInfo",
     "EngineLayer",
     "IOTensor",
-    "InferenceTrace",
     "TensorInfo",
     "engine_info_to_plan",
     "format_profile_table",
@@ -68,7 +64,6 @@ __all__ = [
     "is_inserted",
     "is_reformat",
     "join_profile",
-    "latency_stats",
     "layer_info_to_json",
     "metadata_nodes",
     "parse_engine_info",
@@ -81,6 +76,5 @@ __all__ = [
     "read_times",
     "read_trex_metadata",
     "split_layer_name",
-    "summarize_times",
     "times_to_json",
 ]

@@ -25,7 +25,7 @@ Conventions (the unit tests compute the same numbers by hand):
 - Ops not listed get bytes and ``flops=None`` with a note saying FLOPs are unknown;
   If/Loop/Scan are opaque.
 
->>> from fusionlab.ir.graph import Tensor
+>>> from fusionlab.ir.tensors import Tensor
 >>> x = Tensor("x", (1, 8, 4, 4), "float32")
 >>> node_cost("Relu", {}, [x], [Tensor("y", (1, 8, 4, 4), "float32")]).flops
 128
@@ -38,12 +38,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from fusionlab.ir import ops
-
-if TYPE_CHECKING:
-    from fusionlab.ir.graph import Tensor
+from fusionlab.ir.tensors import Tensor
 
 
 @dataclass(frozen=True)
@@ -197,7 +195,7 @@ def node_cost(
 
     ``inputs``/``outputs`` hold None for an omitted optional tensor.
 
-    >>> from fusionlab.ir.graph import Tensor
+    >>> from fusionlab.ir.tensors import Tensor
     >>> x, w = Tensor("x", (1, 4, 8, 8), "float32"), Tensor("w", (16, 4, 3, 3), "float32")
     >>> node_cost("Conv", {"pads": (1, 1, 1, 1)}, [x, w], [Tensor("y", (1, 16, 8, 8), "float32")])
     Cost(flops=73728, bytes_read=3328, bytes_written=4096, note='')

@@ -41,15 +41,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from fusionlab.dtypes import itemsize
 from fusionlab.errors import FusionlabError
 from fusionlab.gcpause import paused
 from fusionlab.ir.flops import Cost, node_cost
+from fusionlab.ir.tensors import Dim, Tensor, Weight
 
 log = logging.getLogger(__name__)
-
-Dim = int | str | None
-"""One dimension: a number, a symbolic name, or unknown."""
 
 OPAQUE_OPS = frozenset({"If", "Loop", "Scan"})
 
@@ -100,40 +97,6 @@ class _FrozenDict(dict[_K, _V]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (self.__class__, (dict(self),))
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """A tensor: its name, shape (None when unknown) and dtype name (e.g. ``float32``)."""
-
-    name: str
-    shape: tuple[Dim, ...] | None
-    dtype: str | None
-    numel: int | None = field(init=False, repr=False, compare=False)
-    """Number of elements, or None when a dimension is not a known number.
-
-    >>> Tensor("x", (2, 3), "float32").numel, Tensor("x", ("N", 3), "float32").numel
-    (6, None)
-    """
-    nbytes: int | None = field(init=False, repr=False, compare=False)
-    """Size in bytes, or None when the shape or dtype is unknown."""
-
-    def __post_init__(self) -> None:
-        # computed once here: these are read for every node's cost
-        numel = None
-        if self.shape is not None and all(isinstance(d, int) for d in self.shape):
-            numel = math.prod(self.shape)  # type: ignore[arg-type]
-        object.__setattr__(self, "numel", numel)
-        nbytes = None if numel is None or self.dtype is None else numel * itemsize(self.dtype)
-        object.__setattr__(self, "nbytes", nbytes)
-
-
-@dataclass(frozen=True)
-class Weight(Tensor):
-    """An initializer: shape and dtype now, the array on demand (:meth:`Graph.array`)."""
-
-    external: str | None = None
-    """Path of the external data file relative to the model's folder, if any."""
 
 
 @dataclass(frozen=True)

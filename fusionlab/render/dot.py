@@ -57,7 +57,8 @@ if TYPE_CHECKING:
 
     from fusionlab.compare.diff import Diff
     from fusionlab.fusion.predictor import Prediction
-    from fusionlab.ir.graph import Dim, Graph
+    from fusionlab.ir.graph import Graph
+    from fusionlab.ir.tensors import Dim
 
 LABEL_LIMIT = 200
 """Characters a label shows at most (an ellipsis marks the cut)."""

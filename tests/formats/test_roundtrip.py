@@ -15,7 +15,6 @@ import pytest
 
 from fusionlab import zoo
 from fusionlab.formats.trtexec import (
-    InferenceTrace,
     format_profile_table,
     format_summary,
     join_profile,
@@ -27,12 +26,11 @@ from fusionlab.formats.trtexec import (
     read_summary,
     read_times,
     read_trex_metadata,
-    summarize_times,
     times_to_json,
 )
 from fusionlab.ir.graph import Graph, load
 from fusionlab.plan import Layer, Plan
-from fusionlab.plan.profile import LayerTime, Profile
+from fusionlab.plan.profile import InferenceTrace, LayerTime, Profile, summarize_times
 from tests.records import RESNET18 as RECORDS
 
 

@@ -16,7 +16,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from fusionlab.ir.flops import Cost, node_cost
-from fusionlab.ir.graph import Tensor, load
+from fusionlab.ir.graph import load
+from fusionlab.ir.tensors import Tensor
 
 F32 = 4  # bytes per float32
 

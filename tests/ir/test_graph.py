@@ -13,7 +13,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from fusionlab.errors import FusionlabError
-from fusionlab.ir.graph import Tensor, Weight, load
+from fusionlab.ir.graph import load
+from fusionlab.ir.tensors import Tensor, Weight
 
 
 def small_cnn(kit: Any, batch: int | str | None = "N") -> onnx.ModelProto:
