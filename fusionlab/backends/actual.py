@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from fusionlab.errors import FusionlabError
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
-
-
-def add_actual_args(p: argparse.ArgumentParser, *, required: bool) -> None:
-    """``--layer-info F [--profile F] | --engine E``."""
-    group = p.add_mutually_exclusive_group(required=required)
-    group.add_argument("--layer-info", metavar="F", help="engine layer information JSON (trtexec --exportLayerInfo)")
-    group.add_argument("--engine", metavar="E", help="a serialized TensorRT engine (needs the tensorrt extra)")
-    p.add_argument("--profile", metavar="F", help="per-layer profile JSON (trtexec --exportProfile)")
 
 
 def actual_plan(

@@ -19,40 +19,16 @@ import argparse
 import logging
 from typing import Any
 
-from fusionlab.cli.common import positive_int
+from fusionlab.cli.args import positive_int
 from fusionlab.cost import model as cost
 from fusionlab.cost.devices import DEVICES, get
 from fusionlab.dtypes import PRECISIONS
 from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
-from fusionlab.ir.graph import Graph, load
-from fusionlab.plan import Plan
+from fusionlab.ir.graph import load
 from fusionlab.table import format_table
 
 log = logging.getLogger(__name__)
-
-
-def add_device_args(p: argparse.ArgumentParser) -> None:
-    """``--device NAME``, ``--efficiency FILE`` and ``--no-tf32`` (used by ``predict``)."""
-    p.add_argument("--device", metavar="NAME",
-                   help="predict each layer's time on this GPU, e.g. a100-80gb-pcie "
-                        f"(known: {', '.join(DEVICES)})")
-    p.add_argument("--efficiency", metavar="FILE",
-                   help="efficiency factors written by 'fusionlab calibrate -o' (with --device)")
-    p.add_argument("--no-tf32", action="store_true",
-                   help="fp32 convolutions on FP32 CUDA cores, not TF32 tensor cores "
-                        "(TensorRT allows TF32 by default)")
-
-
-def apply_device(args: argparse.Namespace, graph: Graph, plan: Plan) -> Plan:
-    """The plan with predicted ``time_ms`` when ``--device`` is given, else unchanged."""
-    if args.device is None:
-        if args.efficiency is not None:
-            raise FusionlabError("--efficiency needs --device NAME")
-        return plan
-    efficiency = cost.read_efficiency(args.efficiency) if args.efficiency else None
-    return cost.estimate(graph, plan, args.device, plan.precision, efficiency,
-                         tf32=not args.no_tf32)
 
 
 def register(sub: Any) -> None:

@@ -8,9 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fusionlab.backends.actual import actual_plan, add_actual_args
-from fusionlab.cli.common import add_model_args
-from fusionlab.cli.predict import add_target_args
+from fusionlab.backends.actual import actual_plan
+from fusionlab.cli.args import add_actual_args, add_model_args, add_target_args
 from fusionlab.compare.expect import check, load_expectations, report
 from fusionlab.fusion.predictor import predict
 from fusionlab.ir.graph import load

@@ -7,10 +7,8 @@ import json
 import sys
 from typing import Any
 
-from fusionlab.backends.actual import actual_plan, add_actual_args
-from fusionlab.cli.calibrate import add_device_args, apply_device
-from fusionlab.cli.common import add_model_args
-from fusionlab.cli.predict import add_target_args
+from fusionlab.backends.actual import actual_plan
+from fusionlab.cli.args import add_actual_args, add_device_args, add_model_args, add_target_args, apply_device
 from fusionlab.compare.diff import Diff, compare, diff_to_dict
 from fusionlab.dtypes import PRECISIONS
 from fusionlab.fusion.predictor import predict

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fusionlab.cli.common import add_model_args, positive_int
+from fusionlab.cli.args import add_model_args, positive_int
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.targets import DEFAULT, TARGETS
 from fusionlab.io import write_atomic

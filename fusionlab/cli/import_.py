@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.cli.common import positive_int
+from fusionlab.cli.args import positive_int
 from fusionlab.errors import FusionlabError
 from fusionlab.formats.trtexec import (
     format_summary,

@@ -6,7 +6,8 @@ import argparse
 from collections import Counter
 from typing import Any
 
-from fusionlab.cli.common import add_model_args, emit_json
+from fusionlab.cli.args import add_model_args
+from fusionlab.cli.common import emit_json
 from fusionlab.ir.graph import Graph, load
 from fusionlab.ir.tensors import Tensor
 from fusionlab.table import format_table, human

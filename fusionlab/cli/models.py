@@ -13,7 +13,8 @@ import sys
 from typing import Any
 
 from fusionlab import zoo
-from fusionlab.cli.common import emit_json, positive_int
+from fusionlab.cli.args import positive_int
+from fusionlab.cli.common import emit_json
 from fusionlab.table import format_table
 
 

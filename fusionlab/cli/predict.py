@@ -6,32 +6,13 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.cli.calibrate import add_device_args, apply_device
-from fusionlab.cli.common import add_model_args
-from fusionlab.dtypes import PRECISIONS
+from fusionlab.cli.args import add_device_args, add_model_args, add_target_args, apply_device
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import Prediction, predict
-from fusionlab.fusion.targets import DEFAULT, TARGETS
 from fusionlab.io import write_atomic
 from fusionlab.ir.graph import load
 from fusionlab.plan import Plan, plan_to_json
 from fusionlab.table import format_table
-
-
-def add_target_args(p: argparse.ArgumentParser, *, precision_default: str | None = "fp32") -> None:
-    """``--target`` and ``--precision`` (``precision_default`` None: the caller decides)."""
-    p.add_argument(
-        "--target",
-        default=DEFAULT,
-        choices=list(TARGETS),
-        help=f"TensorRT ruleset (default {DEFAULT})",
-    )
-    p.add_argument(
-        "--precision",
-        default=precision_default,
-        choices=list(PRECISIONS),
-        help=f"build precision (default {precision_default or 'that of the engine'})",
-    )
 
 
 def register(sub: Any) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fusionlab.cli.build import add_build_args, build_options
-from fusionlab.cli.common import positive_int
+from fusionlab.cli.args import add_build_args, build_options, positive_int
 from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
 

@@ -15,8 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fusionlab.cli.common import add_model_args
-from fusionlab.cli.predict import add_target_args
+from fusionlab.cli.args import add_model_args, add_target_args
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import ORIGINAL, predict
 from fusionlab.ir.graph import load
