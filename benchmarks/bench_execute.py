@@ -46,7 +46,7 @@ from fusionlab.execute.timing import count_launches, time_callable
 from fusionlab.formats.trtexec import layer_info_to_json, profile_to_json
 from fusionlab.fusion.predictor import predict
 from fusionlab.ir.graph import Graph, Node, load
-from fusionlab.plan import plan_to_json
+from fusionlab.plan.serialize import plan_to_json
 
 log = logging.getLogger("bench_execute")
 

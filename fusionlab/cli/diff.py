@@ -35,9 +35,9 @@ def _ms(value: float | None) -> str:
 def diff_text(d: Diff) -> str:
     """The human report: metrics, layer components, findings and the timing table."""
     out = [
-        f"exact match: {d.exact_matches}/{d.engine_layers} engine layers "
-        f"({100 * d.exact_match_rate:.1f}%); same-layer node pairs: precision {d.pair_precision:.3f}, "
-        f"recall {d.pair_recall:.3f}",
+        f"exact match: {d.metrics.exact_matches}/{d.metrics.engine_layers} engine layers "
+        f"({100 * d.metrics.exact_match_rate:.1f}%); same-layer node pairs: precision {d.metrics.pair_precision:.3f}, "
+        f"recall {d.metrics.pair_recall:.3f}",
     ]
     counts = {s: len(d.by_status(s)) for s in ("matched", "split", "merged", "mismatched")}
     out.append(", ".join(f"{n} {s}" for s, n in counts.items())

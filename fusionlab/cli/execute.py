@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
     add_model_args(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--plan", metavar="PLAN.json",
-                       help="the plan to follow (fusionlab.plan/1 JSON, e.g. from predict --json)")
+                       help="the plan to follow (fusionlab.plan/2 or /1 JSON, e.g. from predict --json)")
     which.add_argument("--target", choices=list(TARGETS), default=None,
                        help=f"predict the plan for this TensorRT target (default {DEFAULT})")
     p.add_argument("--unfused", action="store_true",
@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from fusionlab.execute import ExecuteOptions, execute, require_torch
     from fusionlab.fusion.predictor import predict
     from fusionlab.ir.graph import load
-    from fusionlab.plan import Plan, plan_from_json
+    from fusionlab.plan import Plan
+    from fusionlab.plan.serialize import plan_from_json
 
     require_torch()
     plan: Plan | None = None

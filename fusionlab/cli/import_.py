@@ -4,7 +4,7 @@ Reads engine layer information (``trtexec --exportLayerInfo``, ``IEngineInspecto
 ``engine.graph.json``), optionally a profile (``--exportProfile``, ``--exportTimes``, TREx
 ``engine.profile.metadata.json`` or a trtexec log) joined to the layers by name, and the
 ONNX model the engine was built from (to resolve layer names to its nodes and find the
-eliminated ones). Writes the plan (``fusionlab.plan/1``) with ``-o``, else prints a table.
+eliminated ones). Writes the plan (``fusionlab.plan/2``) with ``-o``, else prints a table.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from fusionlab.formats.trtexec import (
 )
 from fusionlab.io import write_atomic
 from fusionlab.ir.graph import load
-from fusionlab.plan import Plan, plan_to_json
+from fusionlab.plan import Plan
+from fusionlab.plan.serialize import plan_to_json
 from fusionlab.table import format_table
 
 
@@ -34,7 +35,7 @@ def register(sub: Any) -> None:
         description=(
             "Convert engine layer information (trtexec --exportLayerInfo, IEngineInspector, "
             "TREx engine.graph.json) and optionally a profile into fusionlab's plan JSON "
-            "(fusionlab.plan/1). Layers join profile records by name; --model resolves layer "
+            "(fusionlab.plan/2). Layers join profile records by name; --model resolves layer "
             "names to the ONNX nodes and lists the nodes no layer computes."
         ),
     )
@@ -56,14 +57,16 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "-o", "--output", metavar="PLAN.json",
-        help="write the plan as fusionlab.plan/1 JSON ('-' for stdout) instead of a table",
+        help="write the plan as fusionlab.plan/2 JSON ('-' for stdout) instead of a table",
     )
     p.set_defaults(run=run)
 
 
 def layer_rows(plan: Plan) -> list[list[Any]]:
-    """One row per layer: name, kind, number of ONNX nodes, measured time (ms)."""
-    return [[layer.name, layer.kind, len(layer.nodes), layer.time_ms] for layer in plan.layers]
+    """One row per layer: name, TensorRT's layer type, fusionlab's kind, number of ONNX nodes,
+    measured time (ms)."""
+    return [[layer.name, layer.engine_type or "", layer.kind, len(layer.nodes), layer.time_ms]
+            for layer in plan.layers]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             write_atomic(args.output, text, protect=inputs)
         return 0
 
-    print(format_table(["layer", "kind", "nodes", "time (ms)"], layer_rows(plan)))
+    print(format_table(["layer", "type", "kind", "nodes", "time (ms)"], layer_rows(plan)))
     inserted = sum(1 for layer in plan.layers if layer.inserted)
     timed = [layer.time_ms for layer in plan.layers if layer.time_ms is not None]
     line = f"\n{len(plan.layers)} layers ({inserted} inserted by TensorRT)"

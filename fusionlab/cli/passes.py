@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(passes_markdown())
         return 0
     rows = [
-        [name, ", ".join(t.name for t in TARGETS.values() if name in t.passes), len(m.CONDITIONS)]
+        [name, ", ".join(t.name for t in TARGETS.values() if name in t.passes), len(m.RULE.conditions)]
         for name, m in PASSES.items()
     ]
     print(format_table(["rule", "targets", "conditions"], rows))

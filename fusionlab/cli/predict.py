@@ -11,7 +11,8 @@ from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import Prediction, predict
 from fusionlab.io import write_atomic
 from fusionlab.ir.graph import load
-from fusionlab.plan import Plan, plan_to_json
+from fusionlab.plan import Plan
+from fusionlab.plan.serialize import plan_to_json
 from fusionlab.table import format_table
 
 
@@ -20,7 +21,7 @@ def register(sub: Any) -> None:
     add_model_args(p)
     add_target_args(p)
     p.add_argument(
-        "--json", metavar="FILE", help="write the plan as fusionlab.plan/1 JSON ('-' for stdout)"
+        "--json", metavar="FILE", help="write the plan as fusionlab.plan/2 JSON ('-' for stdout)"
     )
     p.add_argument("--stages", action="store_true", help="show what each pass formed, in order")
     p.add_argument(

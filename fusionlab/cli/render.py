@@ -19,7 +19,7 @@ from fusionlab.cli.args import add_model_args, add_target_args
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import ORIGINAL, predict
 from fusionlab.ir.graph import load
-from fusionlab.plan import plan_from_json
+from fusionlab.plan.serialize import plan_from_json
 from fusionlab.render.dot import graph_to_dot, plan_to_dot, stage_title
 from fusionlab.render.graphviz import INSTALL_HINT, dot_program, output_format, render_file
 
@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
     p.add_argument("--stage", default="plan", metavar="STAGE",
                    help="original, a pass of the target, plan (the last stage; default) or all")
     p.add_argument("--plan", metavar="PLAN.json", dest="plan_file",
-                   help="draw this fusionlab.plan/1 file (e.g. from 'fusionlab import') "
+                   help="draw this fusionlab.plan/2 file (e.g. from 'fusionlab import') "
                         "instead of a prediction")
     p.add_argument("--focus", metavar="NODE",
                    help="draw only what lies within --radius edges of NODE (a node or layer name)")

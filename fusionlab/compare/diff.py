@@ -16,9 +16,10 @@ cause / help) that names the rule and, where the prediction recorded it, the con
 
 >>> from fusionlab.plan import Layer, Plan
 >>> pred = Plan((Layer("a + b", "Convolution", ("a", "b"), "fuse_conv_activation"),))
->>> act = Plan((Layer("a", "CaskConvolution", ("a",)), Layer("b", "Activation", ("b",))), source="trtexec json")
+>>> act = Plan((Layer("a", "Convolution", ("a",), engine_type="CaskConvolution"),
+...             Layer("b", "Activation", ("b",))), source="trtexec json")
 >>> d = compare(pred, act)
->>> [m.status for m in d.matches], d.exact_matches, d.engine_layers
+>>> [m.status for m in d.matches], d.metrics.exact_matches, d.metrics.engine_layers
 (['split'], 0, 2)
 """
 
@@ -32,21 +33,11 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from fusionlab.fusion.passes import PASSES, Rejection
-from fusionlab.plan import Layer, Plan
+from fusionlab.fusion.passes import RULES, Rejection
+from fusionlab.plan import Elimination, Layer, Plan
 
 Status = Literal["matched", "split", "merged", "mismatched"]
-
-RULE_BY_OPS: tuple[tuple[frozenset[str], frozenset[str], str], ...] = (
-    (frozenset({"Conv", "ConvTranspose", "Gemm"}), frozenset({"Add"}), "fuse_conv_add"),
-    (
-        frozenset({"Conv", "ConvTranspose", "Gemm"}),
-        frozenset({"BatchNormalization"}),
-        "fold_batchnorm",
-    ),
-    (frozenset({"Pad"}), frozenset({"Conv", "ConvTranspose"}), "fold_pad"),
-)
-"""(ops on one side, ops on the other, rule) used to name the rule that joins two layers."""
+SCHEMA = "fusionlab.diff/2"
 
 
 @dataclass(frozen=True)
@@ -89,6 +80,25 @@ class TimingRow:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    """How well the prediction matches the engine."""
+
+    exact_matches: int
+    """Engine layers whose node set equals a predicted layer's."""
+    engine_layers: int
+    """Engine layers that compute at least one ONNX node."""
+    pair_precision: float
+    """Of the node pairs the prediction puts in one layer, the share the engine does too."""
+    pair_recall: float
+    """Of the node pairs the engine puts in one layer, the share the prediction does too."""
+
+    @property
+    def exact_match_rate(self) -> float:
+        """Engine layers whose node set equals a predicted layer's, as a fraction."""
+        return self.exact_matches / self.engine_layers if self.engine_layers else 1.0
+
+
+@dataclass(frozen=True)
 class Diff:
     """Predicted vs actual plan, with metrics, findings and (with a profile) timing."""
 
@@ -99,21 +109,12 @@ class Diff:
     """Engine layers with no ONNX node that the prediction did not have (reformats ...)."""
     expected_inserted: tuple[str, ...]
     """Engine layers with no ONNX node that the prediction also had (e.g. copies)."""
-    eliminated_disagreements: tuple[tuple[str, str | None, str | None], ...]
-    """(node, reason predicted, reason actual) where only one side eliminated the node."""
+    eliminated_disagreements: tuple[tuple[str, Elimination | None, Elimination | None], ...]
+    """(node, predicted elimination, actual elimination) where only one side eliminated it."""
     findings: tuple[Finding, ...]
-    exact_matches: int
-    engine_layers: int
-    """Engine layers that compute at least one ONNX node."""
-    pair_precision: float
-    pair_recall: float
+    metrics: Metrics
     timing: tuple[TimingRow, ...] = ()
     totals: Mapping[str, float | None] = field(default_factory=dict)
-
-    @property
-    def exact_match_rate(self) -> float:
-        """Engine layers whose node set equals a predicted layer's, as a fraction."""
-        return self.exact_matches / self.engine_layers if self.engine_layers else 1.0
 
     def by_status(self, status: str) -> list[LayerMatch]:
         """The components with ``status``."""
@@ -141,22 +142,31 @@ def _sum_ms(layers: Iterable[Layer]) -> float | None:
     return float(sum(t for t in times if t is not None))
 
 
-def _rule_between(ops_a: set[str], ops_b: set[str], a: Layer, b: Layer) -> str:
-    """The rule whose job it is to join layers ``a`` and ``b`` (by their ops)."""
-    if " || " in a.name or " || " in b.name:
-        return "merge_siblings"
-    for left, right, rule in RULE_BY_OPS:
-        if (ops_a & left and ops_b & right) or (ops_b & left and ops_a & right):
-            return rule
-    from fusionlab.ir.ops import ACTIVATIONS, CONV, GEMM, POINTWISE
+def _siblings(a: Layer, b: Layer, joined: Layer) -> bool:
+    """True when ``a`` and ``b`` sit side by side (neither reads what the other writes) and
+    the layer they became is a horizontal merge, or they read a tensor in common."""
+    if set(a.outputs) & set(b.inputs) or set(b.outputs) & set(a.inputs):
+        return False
+    return joined.merged or bool(set(a.inputs) & set(b.inputs))
 
-    convish = CONV | GEMM
-    if (ops_a & convish and ops_b <= POINTWISE) or (ops_b & convish and ops_a <= POINTWISE):
-        only_act = (ops_b if ops_a & convish else ops_a) <= ACTIVATIONS
-        return "fuse_conv_activation" if only_act else "fuse_conv_pointwise"
-    if ops_a <= POINTWISE and ops_b <= POINTWISE:
-        return "fuse_pointwise"
-    return "unknown"
+
+def rule_between(ops_a: set[str], ops_b: set[str], *, siblings: bool) -> str:
+    """The rule whose job it is to join a layer of ``ops_a`` and one of ``ops_b``: among the
+    rules whose ``joins`` match, the most specific (the join that covers fewest op pairs).
+
+    >>> rule_between({"Conv"}, {"Add"}, siblings=False), rule_between({"Conv"}, {"Relu"}, siblings=False)
+    ('fuse_conv_add', 'fuse_conv_activation')
+    >>> rule_between({"Conv", "Relu"}, {"Conv", "Relu"}, siblings=True)
+    'merge_siblings'
+    """
+    found = [(join.breadth, name) for name, rule in RULES.items() for join in rule.joins
+             if join.matches(ops_a, ops_b, siblings=siblings)]
+    return min(found)[1] if found else "unknown"
+
+
+def rule_eliminating(op: str) -> str | None:
+    """The rule that removes nodes of ``op`` from the engine, if any."""
+    return next((name for name, rule in RULES.items() if op in rule.eliminates), None)
 
 
 class _Explainer:
@@ -181,12 +191,12 @@ class _Explainer:
 
     def merged(self, engine: Layer, predicted: list[Layer]) -> Finding:
         first, second = predicted[0], predicted[1]
-        rule = _rule_between(self._ops(first), self._ops(second), first, second)
+        rule = rule_between(self._ops(first), self._ops(second), siblings=_siblings(first, second, engine))
         joined = " and ".join(repr(p.name) for p in predicted)
         hazard = f"the engine fused {engine.name!r}; the prediction kept {joined} apart"
         rejection = self._rejection(rule, set(engine.nodes))
-        if rule not in self.passes and rule in PASSES:
-            cause = f"the target does not run rule {rule!r} ({PASSES[rule].SOURCE})"
+        if rule not in self.passes and rule in RULES:
+            cause = f"the target does not run rule {rule!r} ({RULES[rule].source})"
             fix = f"use a target that runs {rule!r} (see `fusionlab passes`)"
             return Finding("merged", hazard, cause, fix, rule)
         if rejection is not None:
@@ -250,7 +260,7 @@ def compare(
     ``target_passes`` let findings name rules and failed conditions.
     """
     explainer = _Explainer(
-        ops or {}, rejections, target_passes if target_passes is not None else PASSES
+        ops or {}, rejections, target_passes if target_passes is not None else RULES
     )
     bip: nx.Graph = nx.Graph()
     for i, layer in enumerate(predicted.layers):
@@ -315,19 +325,20 @@ def compare(
                 "eliminate_concat",
             )
         )
-    disagreements: list[tuple[str, str | None, str | None]] = []
+    disagreements: list[tuple[str, Elimination | None, Elimination | None]] = []
     for node in sorted(set(predicted.eliminated) ^ set(actual.eliminated)):
         p_reason = predicted.eliminated.get(node)
         a_reason = actual.eliminated.get(node)
         disagreements.append((node, p_reason, a_reason))
         if p_reason is None:
+            op = (ops or {}).get(node)
             findings.append(
                 Finding(
                     "eliminated",
                     f"the engine removed {node!r}; the prediction kept it",
                     "TensorRT absorbed or folded this node",
                     "usually harmless: a no-op the rules do not know",
-                    "eliminate_noops",
+                    rule_eliminating(op) if op else None,
                 )
             )
         else:
@@ -356,10 +367,7 @@ def compare(
         expected_inserted,
         tuple(disagreements),
         tuple(findings),
-        exact,
-        len(engine_layers),
-        precision,
-        recall,
+        Metrics(exact, len(engine_layers), precision, recall),
         timing,
         totals,
     )
@@ -395,19 +403,19 @@ def _timing(
 
 
 def diff_to_dict(d: Diff) -> dict[str, Any]:
-    """The diff as JSON-ready data (``fusionlab.compare.diff/1``)."""
+    """The diff as JSON-ready data (``fusionlab.diff/2``: eliminations as ``how``/``reason``)."""
     return {
-        "schema": "fusionlab.compare.diff/1",
+        "schema": SCHEMA,
         "model": d.predicted.model,
         "target": d.predicted.target,
         "precision": d.predicted.precision,
         "actual_source": d.actual.source,
         "metrics": {
-            "exact_matches": d.exact_matches,
-            "engine_layers": d.engine_layers,
-            "exact_match_rate": d.exact_match_rate,
-            "pair_precision": d.pair_precision,
-            "pair_recall": d.pair_recall,
+            "exact_matches": d.metrics.exact_matches,
+            "engine_layers": d.metrics.engine_layers,
+            "exact_match_rate": d.metrics.exact_match_rate,
+            "pair_precision": d.metrics.pair_precision,
+            "pair_recall": d.metrics.pair_recall,
         },
         "matches": [
             {
@@ -423,7 +431,8 @@ def diff_to_dict(d: Diff) -> dict[str, Any]:
         "inserted": list(d.inserted),
         "expected_inserted": list(d.expected_inserted),
         "eliminated_disagreements": [
-            {"node": n, "predicted": p, "actual": a} for n, p, a in d.eliminated_disagreements
+            {"node": n, "predicted": _elimination(p), "actual": _elimination(a)}
+            for n, p, a in d.eliminated_disagreements
         ],
         "findings": [
             {
@@ -438,3 +447,7 @@ def diff_to_dict(d: Diff) -> dict[str, Any]:
         ],
         "totals": dict(d.totals),
     }
+
+
+def _elimination(e: Elimination | None) -> dict[str, str] | None:
+    return None if e is None else {"how": e.how.value, "reason": e.reason}

@@ -68,7 +68,8 @@ from fusionlab.dtypes import check_precision, element_bytes, find, itemsize, wor
 from fusionlab.errors import FusionlabError
 from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph, Node
-from fusionlab.plan import Layer, Plan
+from fusionlab.plan import Kind, Layer, Plan
+from fusionlab.plan.kinds import kind_of_engine_type
 
 if TYPE_CHECKING:
     from fusionlab.formats.layer_info import EngineInfo, EngineLayer
@@ -218,14 +219,27 @@ def math_field(precision: str, tensor: bool, device: Device, tf32: bool = True) 
     return "fp16_tensor"  # fp16, fp8 (no fp8 column: FP16 rate, conservative)
 
 
-def layer_class(ops_: Sequence[str], kind: str = "") -> str:
+_KIND_CLASSES: Mapping[Kind, str] = {
+    **dict.fromkeys((Kind.CONVOLUTION, Kind.DECONVOLUTION, Kind.FULLY_CONNECTED, Kind.MATRIX_MULTIPLY), "conv"),
+    Kind.POOLING: "pooling",
+    **dict.fromkeys((Kind.POINTWISE, Kind.ELEMENTWISE, Kind.ACTIVATION, Kind.SCALE, Kind.UNARY), "pointwise"),
+    **dict.fromkeys(
+        (Kind.COPY, Kind.REFORMAT, Kind.NOOP, Kind.SHUFFLE, Kind.CONCATENATION, Kind.SLICE, Kind.PADDING,
+         Kind.UNKNOWN),
+        "copy",
+    ),
+}
+"""A layer without ONNX nodes (an engine layer read without the model): its kind's class."""
+
+
+def layer_class(ops_: Sequence[str], kind: Kind = Kind.UNKNOWN) -> str:
     """The efficiency class of a layer from its ONNX ops (or, without nodes, its kind).
 
     >>> layer_class(["Conv", "Add", "Relu"]), layer_class(["MaxPool"])
     ('conv', 'pooling')
     >>> layer_class(["Sigmoid", "Mul"])
     'pointwise'
-    >>> layer_class([], "Copy"), layer_class(["Softmax"]), layer_class([], "CaskConvolution")
+    >>> layer_class([], Kind.COPY), layer_class(["Softmax"]), layer_class([], Kind.CONVOLUTION)
     ('copy', 'other', 'conv')
     """
     if ops_:
@@ -239,18 +253,7 @@ def layer_class(ops_: Sequence[str], kind: str = "") -> str:
         if present <= POINTWISE_OPS | COPY_OPS:
             return "pointwise"
         return "other"
-    k = kind.lower()
-    if any(w in k for w in ("conv", "fullyconnected", "matrixmultiply", "gemm")):
-        return "conv"
-    if "pool" in k:
-        return "pooling"
-    if any(w in k for w in ("pointwise", "elementwise", "activation", "scale", "unary")):
-        return "pointwise"
-    if kind == "" or any(
-        w in k for w in ("copy", "reformat", "noop", "shuffle", "concat", "slice", "padding")
-    ):
-        return "copy"
-    return "other"
+    return _KIND_CLASSES.get(kind, "other")
 
 
 def ranks(values: Sequence[float]) -> np.ndarray:
@@ -451,7 +454,7 @@ def layer_cost(
     """
     elem = element_bytes(check_precision(precision, COST_PRECISIONS))
     nodes = [graph.node(n) for n in layer.nodes] if graph is not None else []
-    noop = layer.kind == "NoOp"
+    noop = layer.kind is Kind.NOOP
     cls = layer_class([n.op for n in nodes], layer.kind)
     notes: list[str] = []
 
@@ -613,10 +616,10 @@ def engine_layer_cost(
     its own data type.
     """
     raw = layer.raw or {}
-    param = str(raw.get("ParameterType") or layer.layer_type or "")
-    kind = layer.layer_type or param
-    cls = layer_class([], param if param else kind)
-    noop = layer.layer_type == "NoOp"
+    param = raw.get("ParameterType")
+    kind = kind_of_engine_type(param if isinstance(param, str) and param else layer.layer_type)
+    cls = layer_class([], kind)
+    noop = kind is Kind.NOOP
     outs = [t for t in layer.outputs if t.dims is not None]
     out_numel = sum(math.prod(t.dims) for t in outs if t.dims is not None)
     prec = next((t.dtype for t in layer.inputs if t.dtype in COST_PRECISIONS), None) or precision

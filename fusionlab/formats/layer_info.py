@@ -37,7 +37,9 @@ from fusionlab.formats.common import (
     read_source,
 )
 from fusionlab.ir.graph import Graph
-from fusionlab.plan import SCHEMA, Layer, Plan
+from fusionlab.plan import BRANCH_SEP, FUSED_SEP, Elimination, How, Kind, Layer, Plan
+from fusionlab.plan.kinds import kind_named, kind_of_engine_type
+from fusionlab.plan.serialize import SCHEMA, eliminations_from, eliminations_to_dict, schema_version
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +256,7 @@ def parse_engine_info(text_or_path: Source) -> EngineInfo:
     return EngineInfo(
         layers=tuple(layers),
         io=_io_tensors(doc, where),
-        extras=extras if isinstance(extras, dict) and extras.get("schema") == SCHEMA else None,
+        extras=extras if isinstance(extras, dict) and schema_version(extras.get("schema")) else None,
         names_only=names_only,
     )
 
@@ -332,20 +334,33 @@ def split_layer_name(name: str) -> list[str | tuple[str, str]]:
     def walk(s: str, seps: Sequence[str]) -> None:
         parts = _split_top(s, seps)
         if parts is None:
-            parts = re.split(r" \+ | \|\| ", s)
+            parts = re.split("|".join(re.escape(x) for x in _NAME_SEPS), s)
         for part in (p.strip() for p in parts):
             if not part:
                 continue
             if m := _PWN.fullmatch(part):
-                walk(m.group(1), (" + ", " || ", ", "))
+                walk(m.group(1), (*_NAME_SEPS, ", "))
             elif m := _FOREIGN.fullmatch(part):
                 first, dots, last = m.group(1).partition("...")
                 out.append((first.strip(), (last if dots else first).strip()))
             else:
                 out.append(part)
 
-    walk(name, (" + ", " || "))
+    walk(name, _NAME_SEPS)
     return out
+
+
+def split_branches(name: str) -> list[str]:
+    """A layer name split into its horizontally merged parts (one part when not merged).
+
+    >>> split_branches("Conv_1 + Relu_2 || Conv_3 + Relu_4"), split_branches("PWN(a, b)")
+    (['Conv_1 + Relu_2', 'Conv_3 + Relu_4'], ['PWN(a, b)'])
+    """
+    parts = _split_top(name, (BRANCH_SEP,))
+    return parts if parts is not None and len(parts) > 1 else [name]
+
+
+_NAME_SEPS = (FUSED_SEP, BRANCH_SEP)
 
 
 def _is_trt_made(token: str) -> bool:
@@ -509,14 +524,26 @@ def _model_name(graph: Graph | None) -> str | None:
     return str(graph.path) if graph.path is not None else graph.name
 
 
-def _kind(layer: EngineLayer) -> str:
+def _kind(layer: EngineLayer) -> Kind:
+    """fusionlab's kind for an engine layer: from its ``LayerType``, else (names-only files)
+    from the names TensorRT gives the layers it inserts."""
     if layer.layer_type:
-        return layer.layer_type
+        return kind_of_engine_type(layer.layer_type)
     if is_reformat(layer.name):
-        return "Reformat"
+        return Kind.REFORMAT
     if layer.name.endswith(" copy"):
-        return "Copy"
-    return "Unknown"
+        return Kind.COPY
+    return Kind.UNKNOWN
+
+
+def _branches(name: str, nodes: Sequence[str], names: _Names) -> tuple[tuple[str, ...], ...]:
+    """The merged branches an engine layer's name spells out (``A + B || C + D``)."""
+    parts = split_branches(name)
+    if len(parts) < 2:
+        return ()
+    mine = set(nodes)
+    groups = [tuple(n for n in names.from_tokens(split_layer_name(part)) if n in mine) for part in parts]
+    return tuple(g for g in groups if g) if sum(1 for g in groups if g) > 1 else ()
 
 
 def engine_info_to_plan(
@@ -567,21 +594,25 @@ def engine_info_to_plan(
             nodes=names.ordered(nodes),
             inputs=tuple(t.name for t in x.inputs),
             outputs=tuple(t.name for t in x.outputs),
+            branches=_branches(x.name, nodes, names),
+            engine_type=x.layer_type,
         )
         for x, nodes in zip(info.layers, named, strict=True)
     )
-    eliminated: dict[str, str] = {}
+    eliminated: dict[str, Elimination] = {}
     if graph is not None:
         covered = {n for layer in layers for n in layer.nodes}
         for n in graph.order:
             if n in covered:
                 continue
             if graph.node(n).op == "Constant":
-                eliminated[n] = _FOLDED
+                eliminated[n] = Elimination(How.CONSTANT, _FOLDED)
             elif n in absorbed_by:
-                eliminated[n] = f"{_UNNAMED} (a layout change inside layer {absorbed_by[n]!r})"
+                eliminated[n] = Elimination(
+                    How.ABSORBED, f"{_UNNAMED} (a layout change inside layer {absorbed_by[n]!r})"
+                )
             else:
-                eliminated[n] = _UNNAMED
+                eliminated[n] = Elimination(How.UNNAMED, _UNNAMED)
     plan = Plan(
         layers=layers,
         eliminated=eliminated,
@@ -605,6 +636,8 @@ def _apply_extras(plan: Plan, extras: Mapping[str, Any]) -> Plan:
         if not isinstance(row, dict):
             return plan
         time_ms = row.get("time_ms")
+        kind = row.get("kind")
+        branches = row.get("branches")
         layers.append(
             replace(
                 layer,
@@ -612,17 +645,21 @@ def _apply_extras(plan: Plan, extras: Mapping[str, Any]) -> Plan:
                 rule=str(row.get("rule", "")),
                 absorbed=tuple(str(a) for a in row.get("absorbed", [])),
                 time_ms=float(time_ms) if isinstance(time_ms, (int, float)) else None,
+                kind=kind_named(kind) or layer.kind,
+                engine_type=row["engine_type"] if isinstance(row.get("engine_type"), str)
+                else (layer.engine_type if kind is None else None),
+                branches=tuple(tuple(str(n) for n in b) for b in branches if isinstance(b, list))
+                if isinstance(branches, list) else layer.branches,
             )
         )
+    version = schema_version(extras.get("schema")) or 2
     eliminated = extras.get("eliminated")
     batch, target, model = extras.get("batch"), extras.get("target"), extras.get("model")
     return replace(
         plan,
         layers=tuple(layers),
         eliminated=(
-            {str(k): str(v) for k, v in eliminated.items()}
-            if isinstance(eliminated, dict)
-            else plan.eliminated
+            eliminations_from(eliminated, version) if isinstance(eliminated, dict) else plan.eliminated
         ),
         source=str(extras.get("source", plan.source)),
         target=target if isinstance(target, str) else None,
@@ -732,7 +769,7 @@ def layer_info_to_json(
         doc["Layers"] = [
             {
                 "Name": layer.name,
-                "LayerType": layer.kind,
+                "LayerType": layer.engine_type or layer.kind.value,
                 "Inputs": [_tensor_json(t, graph, plan.precision, style) for t in layer.inputs],
                 "Outputs": [_tensor_json(t, graph, plan.precision, style) for t in layer.outputs],
                 "Metadata": "\x1e".join(f"[ONNX Layer: {n}]" for n in layer.nodes),
@@ -763,10 +800,11 @@ def layer_info_to_json(
             "precision": plan.precision,
             "batch": plan.batch,
             "model": plan.model,
-            "eliminated": dict(plan.eliminated),
+            "eliminated": eliminations_to_dict(plan),
             "layers": [
                 {"inserted": layer.inserted, "rule": layer.rule, "absorbed": list(layer.absorbed),
-                 "time_ms": layer.time_ms}
+                 "time_ms": layer.time_ms, "kind": layer.kind.value, "engine_type": layer.engine_type,
+                 "branches": [list(b) for b in layer.branches]}
                 for layer in plan.layers
             ],
         }

@@ -30,59 +30,15 @@ from typing import Any
 
 import networkx as nx
 
-from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph
-from fusionlab.plan import Layer, Plan
+from fusionlab.plan import FUSED_SEP, Elimination, How, Kind, Layer, Plan, join_branches
+from fusionlab.plan.kinds import kind_of_op
 
 UNFUSED = "unfused"
 """Rule name of a layer that holds one node no rule fused."""
 
 PASS_THROUGH_OPS = frozenset({"Dropout", "Identity", "Flatten", "Reshape", "Squeeze", "Unsqueeze"})
 """Ops whose elimination makes their output an alias of their first input."""
-
-_KINDS: Mapping[str, str] = {
-    "Conv": "Convolution",
-    "ConvTranspose": "Deconvolution",
-    "Gemm": "FullyConnected",
-    "MatMul": "MatrixMultiply",
-    "BatchNormalization": "Scale",
-    "LRN": "LRN",
-    "Softmax": "SoftMax",
-    "LogSoftmax": "SoftMax",
-    "Concat": "Concatenation",
-    "Pad": "Padding",
-    "Slice": "Slice",
-    "Gather": "Gather",
-    "Constant": "Constant",
-    "Cast": "Cast",
-    "Resize": "Resize",
-    "Upsample": "Resize",
-    "If": "Conditional",
-    "Loop": "Loop",
-    "Scan": "Loop",
-    "TopK": "TopK",
-    "Shape": "Shape",
-    "Split": "Slice",
-}
-
-
-def kind_of(op: str) -> str:
-    """TensorRT's layer type for an ONNX op, as a layer of its own.
-
-    >>> kind_of("Conv"), kind_of("Relu"), kind_of("Add"), kind_of("Flatten")
-    ('Convolution', 'Activation', 'ElementWise', 'Shuffle')
-    """
-    if op in _KINDS:
-        return _KINDS[op]
-    fam = ops.family(op)
-    return {
-        "activation": "Activation",
-        "pool": "Pooling",
-        "shuffle": "Shuffle",
-        "reduce": "Reduce",
-        "norm": "Normalization",
-    }.get(fam, "ElementWise" if op in ops.BINARY else "Unary" if op in ops.UNARY else op)
-
 
 def initial_plan(graph: Graph, *, target: str | None = None, precision: str = "fp32") -> Plan:
     """The unfused plan: one layer per ONNX node, in topological order.
@@ -94,7 +50,7 @@ def initial_plan(graph: Graph, *, target: str | None = None, precision: str = "f
     layers = tuple(
         Layer(
             n.name,
-            kind_of(n.op),
+            kind_of_op(n.op),
             (n.name,),
             UNFUSED,
             inputs=tuple(dict.fromkeys(t for t in n.inputs if t and t not in weights)),
@@ -126,7 +82,7 @@ class Work:
         self.plan = plan
         self.layers: list[Layer | None] = list(plan.layers)
         self.owner: dict[str, int] = plan.node_to_layer()
-        self.eliminated: dict[str, str] = dict(plan.eliminated)
+        self.eliminated: dict[str, Elimination] = dict(plan.eliminated)
         self.inserted_after: dict[int, list[Layer]] = {}
         self._changed: set[int] = set()
         """Layers whose nodes or neighbourhood changed: their tensors are computed again."""
@@ -263,15 +219,16 @@ class Work:
         other: int,
         *,
         rule: str,
-        kind: str | None = None,
-        sep: str = " + ",
+        kind: Kind | None = None,
         absorbed: Iterable[str] = (),
         name: str | None = None,
+        horizontal: bool = False,
     ) -> Layer:
         """Merge layer ``other`` into layer ``into`` (its nodes appended after ``into``'s).
 
-        The merged layer's tensors follow from the two layers' own: what one wrote and only
-        the other read is now internal.
+        ``horizontal``: ``other`` is a sibling that becomes one more branch of ``into`` (a
+        horizontal merge), not a layer fused after it. The merged layer's tensors follow
+        from the two layers' own: what one wrote and only the other read is now internal.
         """
         a, b = self.layer(into), self.layer(other)
         for n in b.nodes:
@@ -282,14 +239,21 @@ class Work:
             t for t in dict.fromkeys((*a.outputs, *b.outputs))
             if self.is_graph_output(t) or any(self.owner.get(c) != into for c in self.consumers(t))
         )
+        if horizontal:
+            branches = (a.branches or (a.nodes,)) + (b.branches or (b.nodes,))
+            default_name = join_branches((a.name, b.name))
+        else:
+            branches = a.branches + b.branches
+            default_name = f"{a.name}{FUSED_SEP}{b.name}"
         merged = Layer(
-            name=name or f"{a.name}{sep}{b.name}",
+            name=name or default_name,
             kind=kind or a.kind,
             nodes=a.nodes + b.nodes,
             rule=rule,
             absorbed=a.absorbed + b.absorbed + tuple(absorbed),
             inputs=inputs,
             outputs=outputs,
+            branches=branches,
         )
         self.layers[into] = merged
         self.layers[other] = None
@@ -310,14 +274,14 @@ class Work:
         self._edited = True
         return layer
 
-    def eliminate(self, node: str, reason: str) -> None:
-        """Remove a node that is alone in its layer; record why."""
+    def eliminate(self, node: str, how: How, reason: str) -> None:
+        """Remove a node that is alone in its layer; record how and why."""
         index = self.owner.pop(node)
         layer = self.layer(index)
         self._edited = True
         assert layer.nodes == (node,), f"eliminate {node}: not alone in {layer.name}"
         self.layers[index] = None
-        self.eliminated[node] = reason
+        self.eliminated[node] = Elimination(how, reason)
         if not self._note_eliminated(node):
             return  # no other layer reads or writes anything new
         n = self.graph.node(node)

@@ -39,6 +39,14 @@ class Target:
     conv_pointwise: frozenset[str] = frozenset()
     """Precisions at which a point-wise epilogue joins a convolution."""
     horizontal_kernels: Literal["1x1", "any"] = "1x1"
+    batchnorm_producers: frozenset[str] = frozenset({"Conv", "ConvTranspose", "Gemm"})
+    """Ops whose layer a following BatchNormalization folds into (else it is a Scale layer)."""
+    identity_ops: frozenset[str] = frozenset({"Dropout", "Identity"})
+    """Ops the builder removes as identities at inference."""
+    flatten_ops: frozenset[str] = frozenset({"Flatten", "Reshape", "Squeeze"})
+    """Layout ops absorbed when a fully connected layer alone reads them."""
+    fc_ops: frozenset[str] = frozenset({"Gemm"})
+    """Fully connected layers: they read a flattened input directly."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Fact -> where it comes from (documentation page, release note, recorded engine)."""
     differences: tuple[str, ...] = ()

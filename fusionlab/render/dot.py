@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 
 from fusionlab.errors import FusionlabError
 from fusionlab.ir import ops
-from fusionlab.plan import Layer, Plan
+from fusionlab.plan import BRANCH_SEP, FUSED_SEP, How, Layer, Plan, join_branches
 
 if TYPE_CHECKING:
     import os
@@ -121,7 +121,7 @@ CLUSTER_FILL = "#f7f7f7"
 CONTEXT_COLOUR = "#bdbdbd"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SEPARATORS = re.compile(r"( \+ | \|\| )")
+_SEPARATORS = re.compile("(" + "|".join(re.escape(s) for s in (FUSED_SEP, BRANCH_SEP)) + ")")
 
 
 # -- text ----------------------------------------------------------------------------
@@ -355,8 +355,8 @@ def _graph_scene(graph: Graph) -> _Scene:
 
 def _is_buffer(graph: Graph, plan: Plan, name: str) -> bool:
     """An eliminated Concat whose producers write into its output (concat elimination)."""
-    return (graph.node(name).op == "Concat"
-            and plan.eliminated.get(name, "").startswith("concat elimination"))
+    gone = plan.eliminated.get(name)
+    return graph.node(name).op == "Concat" and gone is not None and gone.how is How.CONCAT
 
 
 def _concat_axis(graph: Graph, name: str) -> int:
@@ -608,14 +608,8 @@ def _cluster_label(layer: Layer, branches: int = 1) -> str:
 
 
 def _branches(layer: Layer) -> list[tuple[str, ...]] | None:
-    """The sibling branches of a horizontally merged layer, when its name spells them out."""
-    if " || " not in layer.name:
-        return None
-    parts = [tuple(p.split(" + ")) for p in layer.name.split(" || ")]
-    flat = [n for p in parts for n in p]
-    if len(flat) != len(set(flat)) or set(flat) != set(layer.nodes):
-        return None
-    return parts
+    """The sibling branches of a horizontally merged layer (None for any other layer)."""
+    return list(layer.branches) if layer.branches else None
 
 
 def _ops_summary(graph: Graph | None, layer: Layer) -> str:
@@ -628,7 +622,7 @@ def _ops_summary(graph: Graph | None, layer: Layer) -> str:
     texts = [t for t in texts if t]
     if len(texts) > 1 and len(set(texts)) == 1:
         return cap(f"{len(texts)} × {texts[0]}", 80)
-    return cap(" || ".join(texts), 80)
+    return cap(join_branches(texts), 80)
 
 
 COMPACT_NAME_LIMIT = 120
@@ -669,7 +663,8 @@ def _unit_lines(scene: _Scene, unit: _Unit, *, context: bool, marks: Mapping[str
         op = graph.node(unit.name).op if graph is not None else "?"
         reason = ""
         if scene.plan is not None:
-            reason = scene.plan.eliminated.get(unit.name, "not in the plan")
+            gone = scene.plan.eliminated.get(unit.name)
+            reason = str(gone) if gone is not None else "not in the plan"
         label = f"{op}\n{unit.name}\neliminated: {cap(reason, CONTEXT_LIMIT)}"
         colour, width = ELIMINATED_COLOUR, ""
         if unit.key in marks:
@@ -726,7 +721,7 @@ def _layer_family(graph: Graph | None, layer: Layer) -> str:
         for n in layer.nodes:
             if n in graph:
                 return ops.family(graph.node(n).op)
-    return layer.kind
+    return layer.kind.value
 
 
 def _layer_fill(graph: Graph | None, layer: Layer) -> str:
@@ -1094,7 +1089,7 @@ def diff_to_dot(
     marks, node_marks = diff_marks(diff)
     actual = diff.actual
     name = graph.name if graph is not None else (actual.model or "model")
-    counts = [f"{diff.exact_matches} of {diff.engine_layers} engine layers as predicted"]
+    counts = [f"{diff.metrics.exact_matches} of {diff.metrics.engine_layers} engine layers as predicted"]
     for status in ("split", "merged", "mismatched"):
         n = len(diff.by_status(status))
         if n:

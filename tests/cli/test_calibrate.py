@@ -9,7 +9,7 @@ import pytest
 
 from fusionlab import zoo
 from fusionlab.cli import main
-from fusionlab.plan import plan_from_json
+from fusionlab.plan.serialize import plan_from_json
 from tests.records import RESNET18 as RECORDS
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fusionlab.cli import main
-from fusionlab.plan import PLAN_KEYS, plan_from_json
+from fusionlab.plan.serialize import PLAN_KEYS, plan_from_json
 
 
 def test_table_and_summary(inception: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,14 +26,16 @@ def test_json_plan_has_exactly_the_schema_keys(inception: Path, tmp_path: Path) 
     data = json.loads(out.read_text())
     assert tuple(data) == PLAN_KEYS
     assert (
-        data["schema"] == "fusionlab.plan/1"
+        data["schema"] == "fusionlab.plan/2"
         and data["source"] == "predicted"
         and data["target"] == "classic"
     )
     assert set(data["layers"][0]) == {
         "name",
         "kind",
+        "engine_type",
         "nodes",
+        "branches",
         "absorbed",
         "rule",
         "inputs",

@@ -12,7 +12,7 @@ from fusionlab import zoo
 from fusionlab.cli import main
 from fusionlab.fusion.predictor import predict
 from fusionlab.ir.graph import load
-from fusionlab.plan import plan_from_json
+from fusionlab.plan.serialize import plan_from_json
 from fusionlab.render.figures import FIGURES
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,

@@ -12,7 +12,7 @@ from fusionlab.formats.trtexec import join_profile, read_layer_info, read_profil
 from fusionlab.fusion.predictor import predict
 from fusionlab.fusion.targets import TARGETS
 from fusionlab.ir.graph import Graph, load
-from fusionlab.plan import Layer, Plan
+from fusionlab.plan import Elimination, How, Layer, Plan
 from tests.records import RESNET18 as RECORDS
 
 
@@ -34,8 +34,8 @@ def _diff(g: Graph, target: object, precision: str):  # type: ignore[no-untyped-
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_trt8_matches_every_engine_layer(resnet18: Graph, precision: str) -> None:
     d = _diff(resnet18, "trt8", precision)
-    assert (d.exact_matches, d.engine_layers) == (23, 23)
-    assert d.pair_precision == d.pair_recall == 1.0
+    assert (d.metrics.exact_matches, d.metrics.engine_layers) == (23, 23)
+    assert d.metrics.pair_precision == d.metrics.pair_recall == 1.0
     assert [m.status for m in d.matches] == ["matched"] * 23
     assert d.findings == () and d.eliminated_disagreements == ()
     assert len(d.inserted) == {"fp32": 9, "fp16": 13}[precision]
@@ -49,7 +49,7 @@ def test_target_without_residual_fusion_names_the_rule(resnet18: Graph) -> None:
     d = _diff(resnet18, wrong, "fp32")
     merged = d.by_status("merged")
     assert len(merged) == 8  # the eight residual blocks of ResNet-18
-    assert d.exact_matches == 15 and d.pair_recall < 0.6 and d.pair_precision == 1.0
+    assert d.metrics.exact_matches == 15 and d.metrics.pair_recall < 0.6 and d.metrics.pair_precision == 1.0
     assert {f.rule for f in d.findings} == {"fuse_conv_add"}
     block = next(m for m in merged if "Conv_16 + Add_17 + Relu_18" in m.actual)
     assert set(block.predicted) == {"Conv_16", "PWN(Add_17, Relu_18)"}
@@ -60,23 +60,27 @@ def test_split_names_the_rule_that_formed_the_predicted_layer() -> None:
     # constructed plans: the classification itself, independent of any engine
     predicted = Plan((Layer("c + r", "Convolution", ("c", "r"), "fuse_conv_activation"),
                       Layer("p", "Pooling", ("p",), "unfused")))
-    actual = Plan((Layer("c", "CaskConvolution", ("c",)), Layer("r", "Activation", ("r",)),
-                   Layer("p", "CaskPooling", ("p",)),
+    actual = Plan((Layer("c", "Convolution", ("c",), engine_type="CaskConvolution"), Layer("r", "Activation", ("r",)),
+                   Layer("p", "Pooling", ("p",), engine_type="CaskPooling"),
                    Layer("Reformatting CopyNode for Input Tensor 0 to p", "Reformat")),
                   source="trtexec json")
     d = compare(predicted, actual)
     assert [m.status for m in d.matches] == ["split", "matched"]
     assert d.findings[0].status == "split" and d.findings[0].rule == "fuse_conv_activation"
     assert d.inserted == ("Reformatting CopyNode for Input Tensor 0 to p",)
-    assert (d.exact_matches, d.engine_layers) == (1, 3)
-    assert d.pair_precision == 0.0 and d.pair_recall == 1.0
+    assert (d.metrics.exact_matches, d.metrics.engine_layers) == (1, 3)
+    assert d.metrics.pair_precision == 0.0 and d.metrics.pair_recall == 1.0
 
 
 def test_mismatch_and_eliminated_disagreements() -> None:
-    predicted = Plan((Layer("a + b", "X", ("a", "b"), "fuse_pointwise"), Layer("c", "X", ("c",))),
-                     eliminated={"f": "absorbed"})
-    actual = Plan((Layer("a", "X", ("a",)), Layer("b + c", "X", ("b", "c")), Layer("f", "Shuffle", ("f",))))
+    absorbed = Elimination(How.ABSORBED, "absorbed")
+    predicted = Plan((Layer("a + b", "PointWise", ("a", "b"), "fuse_pointwise"), Layer("c", "PointWise", ("c",))),
+                     eliminated={"f": absorbed})
+    actual = Plan((Layer("a", "PointWise", ("a",)), Layer("b + c", "PointWise", ("b", "c")),
+                   Layer("f", "Shuffle", ("f",))))
     d = compare(predicted, actual)
     assert [m.status for m in d.matches] == ["mismatched"]
-    assert d.eliminated_disagreements == (("f", "absorbed", None),)
-    assert diff_to_dict(d)["schema"] == "fusionlab.compare.diff/1"
+    assert d.eliminated_disagreements == (("f", absorbed, None),)
+    assert diff_to_dict(d)["eliminated_disagreements"] == [
+        {"node": "f", "predicted": {"how": "absorbed", "reason": "absorbed"}, "actual": None}]
+    assert diff_to_dict(d)["schema"] == "fusionlab.diff/2"

@@ -20,7 +20,7 @@ from fusionlab.execute.check import compare, require_match  # noqa: E402
 from fusionlab.formats.trtexec import join_profile, read_profile  # noqa: E402
 from fusionlab.fusion.predictor import predict  # noqa: E402
 from fusionlab.ir.graph import load  # noqa: E402
-from fusionlab.plan import plan_from_json  # noqa: E402
+from fusionlab.plan.serialize import plan_from_json  # noqa: E402
 from tests.execute import models  # noqa: E402
 
 CPU = ExecuteOptions(device="cpu", iterations=3, warmup=1)

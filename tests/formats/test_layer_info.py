@@ -40,6 +40,7 @@ from fusionlab.formats.trtexec import (
     split_layer_name,
 )
 from fusionlab.ir.graph import Graph, load
+from fusionlab.plan import Elimination, How, Kind
 from tests.conftest import OnnxKit
 from tests.records import RESNET18 as RECORDS
 
@@ -111,7 +112,7 @@ def test_record_inserted_layers() -> None:
         "reshape_after_Gemm_48": "NoOp",
     }
     conv = next(layer for layer in plan.layers if layer.name == "Conv_43 + Add_44 + Relu_45")
-    assert conv.kind == "CaskConvolution"
+    assert conv.kind is Kind.CONVOLUTION and conv.engine_type == "CaskConvolution"
     assert conv.inputs == (
         "Reformatted Input Tensor 0 to Conv_43 + Add_44 + Relu_45",
         "Reformatted Input Tensor 1 to Conv_43 + Add_44 + Relu_45",
@@ -122,7 +123,7 @@ def test_record_inserted_layers() -> None:
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_record_with_zoo_resnet18_eliminates_flatten(precision: str, resnet18: Graph) -> None:
     plan = read_layer_info(record(precision), resnet18)
-    assert plan.eliminated == {"Flatten_47": "named by no engine layer"}
+    assert plan.eliminated == {"Flatten_47": Elimination(How.UNNAMED, "named by no engine layer")}
     assert len(plan.covered) == len(resnet18) - 1 == 48
     nodes = {layer.name: layer.nodes for layer in plan.layers}
     assert {name: nodes[name] for name in EXPECTED_FP32_NODES} == EXPECTED_FP32_NODES
@@ -188,7 +189,7 @@ def test_names_only_layers() -> None:
 def test_names_only_with_graph_takes_batch_from_graph(resnet18: Graph) -> None:
     plan = read_layer_info(DATA / "names_only.layers.json", resnet18)
     assert plan.batch == 32
-    assert plan.eliminated == {"Flatten_47": "named by no engine layer"}
+    assert plan.eliminated == {"Flatten_47": Elimination(How.UNNAMED, "named by no engine layer")}
 
 
 def test_metadata_gives_nodes_that_names_omit() -> None:
@@ -282,8 +283,8 @@ def test_flatten_named_by_no_layer_is_eliminated(kit: OnnxKit) -> None:
     graph = head_model(kit)
     plan = read_layer_info(json.dumps(HEAD_LAYERS), graph)
     assert [layer.nodes for layer in plan.layers] == [("GlobalAveragePool_46",), ("Gemm_48",), ()]
-    assert plan.eliminated == {"Flatten_47": "named by no engine layer"}
-    assert plan.layers[2].inserted and plan.layers[2].kind == "NoOp"
+    assert plan.eliminated == {"Flatten_47": Elimination(How.UNNAMED, "named by no engine layer")}
+    assert plan.layers[2].inserted and plan.layers[2].kind is Kind.NOOP
 
 
 def test_noop_layer_named_after_a_node_computes_it(kit: OnnxKit) -> None:
@@ -369,5 +370,6 @@ def test_layout_op_inside_a_layer_counts_as_eliminated(kit: OnnxKit) -> None:
     plan = read_layer_info(json.dumps(doc), graph)
     assert plan.layers[1].nodes == ("Gemm_48",)
     assert plan.eliminated == {
-        "Flatten_47": "named by no engine layer (a layout change inside layer 'Gemm_48')"
+        "Flatten_47": Elimination(
+            How.ABSORBED, "named by no engine layer (a layout change inside layer 'Gemm_48')")
     }

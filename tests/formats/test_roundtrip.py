@@ -29,7 +29,7 @@ from fusionlab.formats.trtexec import (
     times_to_json,
 )
 from fusionlab.ir.graph import Graph, load
-from fusionlab.plan import Layer, Plan
+from fusionlab.plan import Elimination, How, Layer, Plan
 from fusionlab.plan.profile import InferenceTrace, LayerTime, Profile, summarize_times
 from tests.records import RESNET18 as RECORDS
 
@@ -111,7 +111,7 @@ def test_predicted_plan_round_trip(resnet18: Graph) -> None:
             Layer("Gemm_48", "FullyConnected", ("Gemm_48",), "unfused", absorbed=("Flatten_47",),
                   inputs=("onnx::Flatten_189",), outputs=("191",)),
         ),
-        eliminated={"Flatten_47": "absorbed into the following fully connected layer"},
+        eliminated={"Flatten_47": Elimination(How.ABSORBED, "absorbed into the following fully connected layer")},
         source="predicted",
         target="trt10",
         precision="fp16",

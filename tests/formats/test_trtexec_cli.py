@@ -9,7 +9,8 @@ import pytest
 
 from fusionlab import zoo
 from fusionlab.cli import main
-from fusionlab.plan import plan_from_json
+from fusionlab.plan import Elimination, How
+from fusionlab.plan.serialize import plan_from_json
 from tests.records import RESNET18 as RECORDS
 
 
@@ -34,7 +35,7 @@ def test_import_writes_plan(
     plan = plan_from_json(out.read_text())
     assert plan.source == "trtexec json"
     assert len(plan.layers) == 32
-    assert plan.eliminated == {"Flatten_47": "named by no engine layer"}
+    assert plan.eliminated == {"Flatten_47": Elimination(How.UNNAMED, "named by no engine layer")}
     assert (plan.precision, plan.batch, plan.model) == ("fp32", 32, str(resnet18_file))
     layer = next(x for x in plan.layers if x.name == "Conv_16 + Add_17 + Relu_18")
     assert layer.nodes == ("Conv_16", "Add_17", "Relu_18")
@@ -50,9 +51,9 @@ def test_import_prints_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == ["layer", "kind", "nodes", "time", "(ms)"]
+    assert lines[0].split() == ["layer", "type", "kind", "nodes", "time", "(ms)"]
     row = next(line for line in lines if line.startswith("Conv_0 + Relu_1 "))
-    assert row.split()[-3:] == ["CaskConvolution", "2", "0.1116"]
+    assert row.split()[-4:] == ["CaskConvolution", "Convolution", "2", "0.1116"]
     assert "36 layers (13 inserted by TensorRT), precision fp16, batch 32" in out
 
 

@@ -19,8 +19,8 @@ def test_every_rule_documented_with_conditions_and_source() -> None:
     text = passes_markdown()
     for name, module in PASSES.items():
         assert f"### `{name}`" in text
-        assert module.SOURCE in text
-        for condition in module.CONDITIONS:
+        assert module.RULE.source in text
+        for condition in module.RULE.conditions:
             assert condition in text
 
 

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 
 from fusionlab.errors import FusionlabError
-from fusionlab.plan import (
+from fusionlab.plan import Elimination, How, Kind, Layer, Plan
+from fusionlab.plan.serialize import (
     LAYER_KEYS,
     PLAN_KEYS,
     SCHEMA,
-    Layer,
-    Plan,
     plan_from_dict,
     plan_from_json,
     plan_to_dict,
@@ -33,11 +32,13 @@ def sample_plan() -> Plan:
             Layer("Conv_0 + Relu_2", "Convolution", ("Conv_0", "BatchNormalization_1", "Relu_2"),
                   "fuse_conv_activation", absorbed=("BatchNormalization_1",),
                   inputs=("x",), outputs=("relu_out",), time_ms=0.125),
-            Layer("Reformatting CopyNode for Input Tensor 0 to Gemm_4", "Reformat"),
+            Layer("Reformatting CopyNode for Input Tensor 0 to Gemm_4", Kind.REFORMAT,
+                  engine_type="Reformat"),
             Layer("Gemm_4", "FullyConnected", ("Gemm_4",), "unfused", inputs=("flat",),
                   outputs=("y",)),
         ),
-        eliminated={"Flatten_3": "absorbed into the following fully connected layer"},
+        eliminated={"Flatten_3": Elimination(How.ABSORBED,
+                                             "absorbed into the following fully connected layer")},
         source="predicted", target="trt10", precision="fp16", batch=32, model="cnn",
     )
 
@@ -62,7 +63,7 @@ def test_json_round_trip_is_exact_and_canonical() -> None:
     assert plan_to_json(plan_from_json(text)) == text  # stable text: golden files don't churn
     data = json.loads(text)
     assert tuple(data) == PLAN_KEYS
-    assert data["schema"] == SCHEMA == "fusionlab.plan/1"
+    assert data["schema"] == SCHEMA == "fusionlab.plan/2"
     assert all(tuple(layer) == LAYER_KEYS for layer in data["layers"])
     assert data["layers"][0]["time_ms"] == 0.125 and data["layers"][2]["time_ms"] is None
     assert text.endswith("}\n") and text.startswith('{\n  "schema"')
@@ -76,9 +77,9 @@ def test_round_trip_of_an_empty_plan_keeps_defaults() -> None:
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ({"schema": "fusionlab.plan/2", "layers": [], "eliminated": {}},
-         "expected schema 'fusionlab.plan/1', got 'fusionlab.plan/2'"),
-        ({"layers": [], "eliminated": {}}, "expected schema 'fusionlab.plan/1', got None"),
+        ({"schema": "fusionlab.plan/3", "layers": [], "eliminated": {}},
+         "expected schema 'fusionlab.plan/2' (or fusionlab.plan/1), got 'fusionlab.plan/3'"),
+        ({"layers": [], "eliminated": {}}, "expected schema 'fusionlab.plan/2' (or fusionlab.plan/1), got None"),
         ({"Layers": [], "Bindings": []}, "expected schema"),  # a TensorRT layer-info file
         ([{"count": 10}], "expected an object"),  # a trtexec profile
         ({"schema": SCHEMA, "layers": {}, "eliminated": {}}, "'layers' must be a list"),
@@ -90,7 +91,14 @@ def test_round_trip_of_an_empty_plan_keeps_defaults() -> None:
          "layer 0 time_ms must be a number"),
         ({"schema": SCHEMA, "layers": [], "eliminated": {}, "batch": "32"},
          "batch must be a whole number"),
-        ({"schema": SCHEMA, "layers": [], "eliminated": {"a": 1}}, "'eliminated' must map"),
+        ({"schema": SCHEMA, "layers": [], "eliminated": {"a": 1}}, "eliminated node 'a' needs a 'how'"),
+        ({"schema": SCHEMA, "layers": [], "eliminated": {"a": {"how": "vanished"}}},
+         "eliminated node 'a': unknown how 'vanished'"),
+        ({"schema": "fusionlab.plan/1", "layers": [], "eliminated": {"a": 1}}, "'eliminated' must map"),
+        ({"schema": SCHEMA, "layers": [{"name": "a", "kind": "Cask"}], "eliminated": {}},
+         "layer 0 has an unknown kind 'Cask'"),
+        ({"schema": SCHEMA, "layers": [{"name": "a", "kind": "Pooling", "branches": "a"}], "eliminated": {}},
+         "layer 0 branches must be a list of lists of strings"),
         ({"schema": SCHEMA, "layers": [], "eliminated": {}, "target": 10},
          "target must be a string"),
     ],
@@ -103,3 +111,22 @@ def test_documents_of_another_kind_are_rejected(doc: Any, message: str) -> None:
 def test_text_that_is_not_json_is_rejected() -> None:
     with pytest.raises(FusionlabError, match=r"plan JSON: not valid JSON \(.* at line 1\)"):
         plan_from_json("{not json")
+
+
+def test_branches_and_engine_types_round_trip() -> None:
+    """
+    x ─┬─ a ─┐
+       └─ b ─┴─ one merged layer "a || b"; its branches are fields, not parsed from the name
+    """
+    merged = Layer("a || b", Kind.CONVOLUTION, ("a", "b"), "merge_siblings", branches=(("a",), ("b",)))
+    engine = Layer("a || b", Kind.CONVOLUTION, ("a", "b"), branches=(("a",), ("b",)),
+                   engine_type="CaskConvolution")
+    for layer in (merged, engine):
+        back = plan_from_json(plan_to_json(Plan((layer,))))
+        assert back.layers[0] == layer and back.layers[0].merged
+
+
+def test_layer_kind_accepts_its_value_and_rejects_other_words() -> None:
+    assert Layer("p", "Pooling").kind is Kind.POOLING
+    with pytest.raises(ValueError):
+        Layer("p", "CaskPooling")  # an engine type is not a kind: pass engine_type=

@@ -1,6 +1,7 @@
 """The fusion passes, one module each; ``PASSES`` is the explicit list, by name.
 
-The module name, the registry key and the rule name users see are the same word.
+The module name, the registry key and the rule name users see (``RULE.name``) are the same
+word. What every pass shares lives in :mod:`fusionlab.fusion.passes.kit`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from fusionlab.fusion.passes import (
     fuse_scale_activation,
     merge_siblings,
 )
-from fusionlab.fusion.passes.base import Context, PassModule, Rejection
+from fusionlab.fusion.passes.kit import Context, PassModule, Rejection, Rule
 
 PASSES: Mapping[str, PassModule] = {
-    m.NAME: m
+    m.RULE.name: m
     for m in (
         fold_constants,
         eliminate_noops,
@@ -39,4 +40,7 @@ PASSES: Mapping[str, PassModule] = {
     )
 }
 
-__all__ = ["PASSES", "Context", "PassModule", "Rejection"]
+RULES: Mapping[str, Rule] = {name: m.RULE for name, m in PASSES.items()}
+"""Rule name -> its :class:`~fusionlab.fusion.passes.kit.Rule` (conditions, source, joins)."""
+
+__all__ = ["PASSES", "RULES", "Context", "PassModule", "Rejection", "Rule"]

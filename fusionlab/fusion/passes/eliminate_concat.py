@@ -10,35 +10,35 @@ After::
     A, B, C write straight into their channel slices of y (no Concat layer); where a
     producer cannot, a ``<tensor> copy`` layer copies its output into the slice.
 
-Conditions (for the Concat):
- 1. it concatenates along the channel axis (axis 1 of NCHW) or the outermost axis.
-Conditions (for each input; a failure inserts a copy, it does not keep the Concat):
- 2. the input is written by a layer (not a graph input or a constant);
- 3. the input is read by this Concat alone and is not a graph output;
- 4. its producer is not a horizontally merged layer (whose wide output lives elsewhere);
- 5. the input appears once in the Concat.
-
-Source: NVIDIA's TensorRT 3 GoogLeNet material ("concat layer elimination": outputs are
-directed to their eventual destination), and engines showing ``X copy`` layers where a
-tensor could not be written in place (../shared/records/README.md).
+Condition 1 is the Concat's own; conditions 2-5 are checked for each input, and a failure
+there inserts a copy for that input, it does not keep the Concat.
 """
 
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.base import Context
+from fusionlab.fusion.passes.kit import Context, Rule, alone
 from fusionlab.ir.graph import Graph
-from fusionlab.plan import Layer, Plan
+from fusionlab.plan import How, Kind, Layer, Plan
 
-NAME = "eliminate_concat"
-CONDITIONS = (
-    "the Concat joins along the channel axis (or the outermost axis)",
-    "the input is written by a layer (not a graph input or a constant)",
-    "the input is read by this Concat alone and is not a graph output",
-    "its producer is not a horizontally merged layer",
-    "the input appears once in the Concat",
+RULE = Rule(
+    name="eliminate_concat",
+    conditions=(
+        "the Concat joins along the channel axis (axis 1 of NCHW) or the outermost axis",
+        "the input is written by a layer (not a graph input or a constant)",
+        "the input is read by this Concat alone and is not a graph output",
+        "its producer is not a horizontally merged layer",
+        "the input appears once in the Concat",
+    ),
+    source=(
+        "NVIDIA's TensorRT 3 GoogLeNet material ('concat layer elimination': outputs are directed to "
+        "their eventual destination); TensorRT 2.1 User Guide (merging of concatenation layers); "
+        "engines showing 'X copy' layers where a tensor could not be written in place "
+        "(records/README.md; NVIDIA/TensorRT#3254: 'Generating copy for A to B because input is not movable')"
+    ),
+    eliminates=frozenset({"Concat"}),
 )
-SOURCE = "NVIDIA TensorRT 3 GoogLeNet material: concat elimination; engines' 'X copy' layers"
+__doc__ = RULE.document(__doc__)
 
 
 def _axis_ok(graph: Graph, name: str) -> bool:
@@ -53,18 +53,11 @@ def _axis_ok(graph: Graph, name: str) -> bool:
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
-    for name in graph.order:
-        node = graph.node(name)
-        if (
-            node.op != "Concat"
-            or name not in work.owner
-            or work.layer(work.owner[name]).nodes != (name,)
-        ):
-            continue
+    reject = ctx.rejector(RULE)
+    for name, node, mine in alone(work, {"Concat"}):
         if not _axis_ok(graph, name):
-            ctx.reject(NAME, CONDITIONS, 1, [name], f"axis {node.attrs.get('axis')}")
+            reject(1, [name], f"axis {node.attrs.get('axis')}")
             continue
-        mine = work.owner[name]
         out = node.outputs[0]
         copies: list[tuple[int | None, Layer]] = []
         seen: set[str] = set()
@@ -84,21 +77,21 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
                 failed = 2
             elif any(c != name for c in work.consumers(t)) or work.is_graph_output(t):
                 failed = 3
-            elif src is not None and " || " in work.layer(src).name:
+            elif src is not None and work.layer(src).merged:
                 failed = 4
             elif t in seen:
                 failed = 5
             seen.add(t)
             if failed:
                 producer_nodes = work.layer(src).nodes if src is not None else ()
-                ctx.reject(
-                    NAME, CONDITIONS, failed, [*producer_nodes, name], f"{t} is copied into {out}"
+                reject(failed, [*producer_nodes, name], f"{t} is copied into {out}"
                 )
                 copies.append(
-                    (src, Layer(f"{t} copy", "Copy", (), NAME, inputs=(t,), outputs=(out,)))
+                    (src, Layer(f"{t} copy", Kind.COPY, (), RULE.name, inputs=(t,), outputs=(out,)))
                 )
         work.eliminate(
             name,
+            How.CONCAT,
             "concat elimination: producers write into its output"
             + (f" ({len(copies)} copied)" if copies else ""),
         )

@@ -7,33 +7,28 @@ Before::
 After::
 
     Mul(x, const)                                                 Reshape(x, const)
-
-Conditions:
- 1. every input of the node is an initializer, a Constant, or the output of a folded node
-    (``Shape`` of a tensor whose shape is fully known also counts as constant);
- 2. no output of the node is a graph output.
-
-Source: the onnx-tensorrt importer turns Constant nodes and initializers into weights and
-TensorRT's builder folds layers whose inputs are all constant; Polygraphy's ``surgeon
-sanitize --fold-constants`` documents the same folding for parsers that need it done first.
 """
 
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.base import Context
+from fusionlab.fusion.passes.kit import Context, Rule, alone
 from fusionlab.ir.graph import Graph
-from fusionlab.plan import Plan
+from fusionlab.plan import How, Plan
 
-NAME = "fold_constants"
-CONDITIONS = (
-    "every input is a constant (initializer, Constant node, folded node, or Shape of a static tensor)",
-    "no output is a graph output",
+RULE = Rule(
+    name="fold_constants",
+    conditions=(
+        "every input is a constant (initializer, Constant node, folded node, or Shape of a static tensor)",
+        "no output is a graph output",
+    ),
+    source=(
+        "onnx-tensorrt importer (Constant nodes and initializers become weights); builder constant "
+        "folding of layers whose inputs are all constant; Polygraphy sanitize --fold-constants"
+    ),
+    eliminates=frozenset({"Constant", "Shape"}),
 )
-SOURCE = (
-    "onnx-tensorrt importer (Constant nodes become weights); builder constant folding; "
-    "Polygraphy sanitize --fold-constants"
-)
+__doc__ = RULE.document(__doc__)
 
 
 def _static_shape(graph: Graph, tensor: str) -> bool:
@@ -43,11 +38,9 @@ def _static_shape(graph: Graph, tensor: str) -> bool:
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
-    for name in graph.order:
-        if name in work.eliminated or name not in work.owner:
-            continue
-        node = graph.node(name)
-        if node.opaque or work.layer(work.owner[name]).nodes != (name,):
+    reject = ctx.rejector(RULE)
+    for name, node, _ in alone(work):
+        if node.opaque:
             continue
         data = [t for t in node.inputs if t and not work.is_const(t)]
         constant = (
@@ -58,7 +51,7 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
         if not constant:
             continue
         if any(work.is_graph_output(t) for t in node.outputs if t):
-            ctx.reject(NAME, CONDITIONS, 2, [name])
+            reject(2, [name])
             continue
-        work.eliminate(name, "constant-folded: computes only from constants")
+        work.eliminate(name, How.CONSTANT, "constant-folded: computes only from constants")
     return work.finish()

@@ -7,57 +7,60 @@ After::
 
     x -> [Conv + BatchNormalization + Relu] -> y      ("CBR": one kernel)
 
-Conditions:
- 1. the activation's input is written by a Conv/ConvTranspose/Gemm layer (optionally with a
-    folded BatchNorm and a residual Add) that has no activation fused yet;
- 2. that output is read by the activation alone and is not a graph output;
- 3. the target fuses this activation into a convolution at this precision (the target's
-    ``conv_activations`` table).
-
-Source: TensorRT Layer Fusion Catalog — "Convolution and ReLU Activation", "Convolution and
-Clip", "Convolution and GELU", generic activations; the GoogLeNet "CBR" figure in NVIDIA's
-TensorRT 3 material (vertical fusion). Which activations fuse is per target (targets.py).
+Which activations fuse, at which precision, and into which layers, is the target's table
+(``Target.conv_activations``, ``Target.activation_producers``).
 """
 
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.base import Context, activation_candidates, conv_tail
+from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, activation_candidates, conv_tail
+from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
 
-NAME = "fuse_conv_activation"
-CONDITIONS = (
-    "the input is written by a convolution/fully connected layer with no activation fused yet",
-    "that output is read by the activation alone and is not a graph output",
-    "the target fuses this activation into a convolution at this precision",
+RULE = Rule(
+    name="fuse_conv_activation",
+    conditions=(
+        "the input is written by a convolution/fully connected layer (optionally with a folded "
+        "BatchNorm and a residual Add) with no activation fused yet",
+        "that output is read by the activation alone and is not a graph output",
+        "the target fuses this activation into a convolution at this precision",
+    ),
+    source=(
+        "TensorRT Layer Fusion Catalog: 'Convolution and ReLU Activation', 'Convolution and Clip', "
+        "'Convolution and GELU', generic activations; the GoogLeNet 'CBR' figure in NVIDIA's "
+        "TensorRT 3 material (vertical fusion)"
+    ),
+    joins=(Join(CONV_CORES, ops.ACTIVATIONS, second_only=True),),
 )
-SOURCE = "TensorRT Layer Fusion Catalog: Convolution and ReLU / Clip / GELU / generic activation"
+__doc__ = RULE.document(__doc__)
 
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
+    reject = ctx.rejector(RULE)
     supported = ctx.target.activations_for(ctx.precision)
     producers = ctx.target.activation_producers
     for name, mine, src in activation_candidates(work, ctx):
         op = graph.node(name).op
-        ops = work.ops_of(src) if src is not None else []
-        tail = conv_tail(ops)
-        core = ops[1] if ops and ops[0] == "Pad" else (ops[0] if ops else "")
+        layer_ops = work.ops_of(src) if src is not None else []
+        tail = conv_tail(layer_ops)
+        core = layer_ops[1] if layer_ops and layer_ops[0] == "Pad" else (layer_ops[0] if layer_ops else "")
         if (
             src is None
             or tail is None
             or core not in producers
-            or any(op not in ("BatchNormalization", "Add") for op in tail)
+            or any(t not in ("BatchNormalization", "Add") for t in tail)
         ):
-            ctx.reject(NAME, CONDITIONS, 1, [name])
+            reject(1, [name])
             continue
         chain = [*work.layer(src).nodes, name]
         if not work.outputs_consumed_only_by(src, mine):
-            ctx.reject(NAME, CONDITIONS, 2, chain)
+            reject(2, chain)
             continue
         if op not in supported:
-            ctx.reject(NAME, CONDITIONS, 3, chain, f"{op} at {ctx.precision} on target {ctx.target.name}")
+            reject(3, chain, f"{op} at {ctx.precision} on target {ctx.target.name}")
             continue
-        work.merge(src, mine, rule=NAME)
+        work.merge(src, mine, rule=RULE.name)
     return work.finish()

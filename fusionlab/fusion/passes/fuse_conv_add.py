@@ -9,49 +9,41 @@ After::
 
     [Conv + Add] reads a and b         (the convolution kernel adds b in its epilogue)
 
-Conditions:
- 1. the Add is an element-wise sum of two data tensors of the same shape (no broadcast);
- 2. an operand is written by a convolution layer with nothing but a folded BatchNorm after it;
- 3. that convolution's output is read by the Add alone and is not a graph output.
-
 When both operands qualify, the Add joins the convolution that writes its *second*
 operand. In PyTorch exports (``out += identity``) that is the later of the two in the
 file's order, which is what TensorRT 8 did on ResNet-18: ``Add_17 = Add(Conv_15, Conv_16)``
-became ``Conv_16 + Add_17 + Relu_18`` with ``Conv_15`` alone (../shared/records). Both
-candidates never depend on each other, so file order is not a well-defined criterion;
+became ``Conv_16 + Add_17 + Relu_18`` with ``Conv_15`` alone (records/trex-resnet18-a100).
+Both candidates never depend on each other, so file order is not a well-defined criterion;
 operand order is, and it gives the same answer on exported models.
-
-Source: TensorRT Layer Fusion Catalog, "Convolution and ElementWise" (a convolution followed
-by an element-wise sum is fused into the convolution); ResNet-18 TensorRT 8 records.
 """
 
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.base import Context, conv_tail
+from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, alone, conv_tail
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
 
-NAME = "fuse_conv_add"
-CONDITIONS = (
-    "the Add sums two data tensors of the same shape (no broadcast)",
-    "an operand is written by a convolution layer with nothing but a folded BatchNorm after it",
-    "that convolution's output is read by the Add alone and is not a graph output",
+RULE = Rule(
+    name="fuse_conv_add",
+    conditions=(
+        "the Add sums two data tensors of the same shape (no broadcast)",
+        "an operand is written by a convolution layer with nothing but a folded BatchNorm after it",
+        "that convolution's output is read by the Add alone and is not a graph output",
+    ),
+    source=(
+        "TensorRT Layer Fusion Catalog, 'Convolution and ElementWise' (a convolution followed by an "
+        "element-wise sum is fused into the convolution); ResNet-18 TensorRT 8 records"
+    ),
+    joins=(Join(CONV_CORES, frozenset({"Add"})),),
 )
-SOURCE = "TensorRT Layer Fusion Catalog: Convolution and ElementWise; ResNet-18 TensorRT 8 records"
+__doc__ = RULE.document(__doc__)
 
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
-    for name in graph.order:
-        node = graph.node(name)
-        if (
-            node.op != "Add"
-            or name not in work.owner
-            or work.layer(work.owner[name]).nodes != (name,)
-        ):
-            continue
-        mine = work.owner[name]
+    reject = ctx.rejector(RULE)
+    for name, node, mine in alone(work, {"Add"}):
         data = [work.resolve(t) for t in node.inputs if t]
         shapes = [graph.tensors[t].shape if t in graph.tensors else None for t in data]
         if (
@@ -60,7 +52,7 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
             or shapes[0] != shapes[1]
             or shapes[0] is None
         ):
-            ctx.reject(NAME, CONDITIONS, 1, [name])
+            reject(1, [name])
             continue
         candidates: list[int] = []
         failed = 2
@@ -73,12 +65,12 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
                 continue
             if not work.outputs_consumed_only_by(src, mine):
                 failed = 3
-                ctx.reject(NAME, CONDITIONS, 3, [*work.layer(src).nodes, name])
+                reject(3, [*work.layer(src).nodes, name])
                 continue
             candidates.append(src)
         if not candidates:
             if failed == 2:
-                ctx.reject(NAME, CONDITIONS, 2, [name])
+                reject(2, [name])
             continue
-        work.merge(candidates[0], mine, rule=NAME)
+        work.merge(candidates[0], mine, rule=RULE.name)
     return work.finish()

@@ -8,56 +8,54 @@ After::
 
     x -> [Conv + PWN(Sigmoid, Mul)] -> y        (a "generic activation" epilogue)
 
-Conditions:
- 1. the PointWise layer's only data input is written by a convolution layer with no
-    activation fused yet;
- 2. everything the convolution layer writes is read by that PointWise layer alone and is
-    not a graph output;
- 3. the target fuses generic point-wise epilogues into convolutions at this precision.
-
-Source: TensorRT Layer Fusion Catalog, "Convolution and generic activation" / point-wise
-fusion into convolutions (TensorRT 8.x engines of YOLO-style SiLU networks are named
-``Conv_0 + PWN(Sigmoid_1, Mul_2)``).
+At which precisions the epilogue joins is the target's table (``Target.conv_pointwise``).
 """
 
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.base import Context, conv_tail
+from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, conv_tail
+from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph
-from fusionlab.plan import Plan
+from fusionlab.plan import Kind, Plan
 
-NAME = "fuse_conv_pointwise"
-CONDITIONS = (
-    "the PointWise layer's only data input is written by a convolution layer with no activation yet",
-    "the convolution's outputs are read by that PointWise layer alone and are not graph outputs",
-    "the target fuses point-wise epilogues into convolutions at this precision",
+RULE = Rule(
+    name="fuse_conv_pointwise",
+    conditions=(
+        "the PointWise layer's only data input is written by a convolution layer with no activation yet",
+        "the convolution's outputs are read by that PointWise layer alone and are not graph outputs",
+        "the target fuses point-wise epilogues into convolutions at this precision",
+    ),
+    source=(
+        "TensorRT Layer Fusion Catalog, 'Convolution and generic activation' (PointWise epilogue; "
+        "TensorRT 8.x engines of YOLO-style SiLU networks are named Conv_0 + PWN(Sigmoid_1, Mul_2))"
+    ),
+    joins=(Join(CONV_CORES, ops.POINTWISE, second_only=True),),
 )
-SOURCE = "TensorRT Layer Fusion Catalog: Convolution and generic activation (PointWise epilogue)"
+__doc__ = RULE.document(__doc__)
 
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
+    reject = ctx.rejector(RULE)
     for index in work.live():
+        if work.layers[index] is None:
+            continue  # merged into a convolution earlier in this loop
         layer = work.layer(index)
-        if layer.kind != "PointWise" or work.layers[index] is None:
+        if layer.kind is not Kind.POINTWISE:
             continue
         inputs = work.external_inputs(index)
         src = work.producer_layer(inputs[0]) if len(inputs) == 1 else None
         tail = conv_tail(work.ops_of(src)) if src is not None else None
-        if (
-            src is None
-            or tail is None
-            or any(op not in ("BatchNormalization", "Add") for op in tail)
-        ):
-            ctx.reject(NAME, CONDITIONS, 1, layer.nodes)
+        if src is None or tail is None or any(op not in ("BatchNormalization", "Add") for op in tail):
+            reject(1, layer.nodes)
             continue
         pair = [*work.layer(src).nodes, *layer.nodes]
         if not work.outputs_consumed_only_by(src, index):
-            ctx.reject(NAME, CONDITIONS, 2, pair)
+            reject(2, pair)
             continue
         if not ctx.target.conv_pointwise_for(ctx.precision):
-            ctx.reject(NAME, CONDITIONS, 3, pair, f"{ctx.precision} on target {ctx.target.name}")
+            reject(3, pair, f"{ctx.precision} on target {ctx.target.name}")
             continue
-        work.merge(src, index, rule=NAME)
+        work.merge(src, index, rule=RULE.name)
     return work.finish()

@@ -8,41 +8,42 @@ After::
 
     [PWN(Sigmoid, Mul, Add)] reads x and b, writes y    (one generated kernel)
 
-Conditions:
- 1. both layers hold only point-wise ops that the target fuses (activations, unary and
-    binary element-wise math), not yet fused into a convolution;
- 2. every tensor the producer writes is read only by the consumer group and is not a
-    graph output.
-
 Layers are grown from the consumer side (reverse topological order) until nothing more
-joins, so the result does not depend on the order nodes appear in the file.
-
-Source: TensorRT Layer Fusion Catalog, "PointWise Fusion" (multiple adjacent point-wise
-layers fuse into one PointWise layer; TensorRT 8.0 onwards, layer names ``PWN(...)``).
+joins, so the result does not depend on the order nodes appear in the file. Which ops are
+point-wise is the target's table (``Target.pointwise_ops``).
 """
 
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.base import Context
+from fusionlab.fusion.passes.kit import Context, Join, Rule
+from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph
-from fusionlab.plan import Plan
+from fusionlab.plan import Kind, Plan
 
-NAME = "fuse_pointwise"
-CONDITIONS = (
-    "both layers hold only point-wise ops the target fuses, not fused into a convolution",
-    "the producer's outputs are read only by the consumer group and are not graph outputs",
+RULE = Rule(
+    name="fuse_pointwise",
+    conditions=(
+        "both layers hold only point-wise ops the target fuses, not fused into a convolution",
+        "the producer's outputs are read only by the consumer group and are not graph outputs",
+    ),
+    source=(
+        "TensorRT Layer Fusion Catalog, 'PointWise Fusion' (multiple adjacent point-wise layers fuse "
+        "into one PointWise layer; TensorRT 8.0 onwards, layer names PWN(...))"
+    ),
+    joins=(Join(ops.POINTWISE, ops.POINTWISE, first_only=True, second_only=True),),
 )
-SOURCE = "TensorRT Layer Fusion Catalog: PointWise fusion (TensorRT 8.0+, PWN(...) layers)"
+__doc__ = RULE.document(__doc__)
 
 
-def pwn_name(graph: Graph, nodes: tuple[str, ...]) -> str:
+def pwn_name(nodes: tuple[str, ...]) -> str:
     """TensorRT-style name of a point-wise layer: ``PWN(a, b, c)``."""
     return f"PWN({', '.join(nodes)})"
 
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
+    reject = ctx.rejector(RULE)
     allowed = ctx.target.pointwise_ops
     position = graph.position
 
@@ -66,13 +67,11 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
                 if not pointwise(src):
                     continue
                 if not work.outputs_consumed_only_by(src, current):
-                    ctx.reject(
-                        NAME, CONDITIONS, 2, pair, f"{t} is read elsewhere or is a graph output"
-                    )
+                    reject(2, pair, f"{t} is read elsewhere or is a graph output")
                     continue
-                merged = work.merge(src, current, rule=NAME, kind="PointWise")
+                merged = work.merge(src, current, rule=RULE.name, kind=Kind.POINTWISE)
                 nodes = tuple(sorted(merged.nodes, key=position.__getitem__))
-                work.relabel(src, nodes=nodes, name=pwn_name(graph, nodes))
+                work.relabel(src, nodes=nodes, name=pwn_name(nodes))
                 current = src
                 grown = True
                 break

@@ -6,35 +6,35 @@ Before::
 After::
 
     x -> [BatchNormalization + Relu] -> y
-
-Conditions:
- 1. the activation's input is written by a Scale layer (an unfolded BatchNormalization)
-    with no activation fused yet;
- 2. that output is read by the activation alone and is not a graph output;
- 3. the target fuses this activation at this precision.
-
-Source: TensorRT Layer Fusion Catalog, "Scale and Activation" (a Scale layer followed by an
-Activation layer can be fused into a single Activation layer).
 """
 
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.base import Context, activation_candidates
+from fusionlab.fusion.passes.kit import Context, Join, Rule, activation_candidates
+from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
 
-NAME = "fuse_scale_activation"
-CONDITIONS = (
-    "the input is written by a standalone Scale layer (unfolded BatchNormalization) with no activation",
-    "that output is read by the activation alone and is not a graph output",
-    "the target fuses this activation at this precision",
+RULE = Rule(
+    name="fuse_scale_activation",
+    conditions=(
+        "the input is written by a standalone Scale layer (unfolded BatchNormalization) with no activation",
+        "that output is read by the activation alone and is not a graph output",
+        "the target fuses this activation at this precision",
+    ),
+    source=(
+        "TensorRT Layer Fusion Catalog, 'Scale and Activation' (a Scale layer followed by an "
+        "Activation layer can be fused into a single Activation layer)"
+    ),
+    joins=(Join(frozenset({"BatchNormalization"}), ops.ACTIVATIONS, first_only=True, second_only=True),),
 )
-SOURCE = "TensorRT Layer Fusion Catalog: Scale and Activation"
+__doc__ = RULE.document(__doc__)
 
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
+    reject = ctx.rejector(RULE)
     supported = ctx.target.activations_for(ctx.precision)
     for name, mine, src in activation_candidates(work, ctx):
         op = graph.node(name).op
@@ -42,10 +42,10 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
             continue  # not this rule's candidate: nothing to explain
         pair = [*work.layer(src).nodes, name]
         if not work.outputs_consumed_only_by(src, mine):
-            ctx.reject(NAME, CONDITIONS, 2, pair)
+            reject(2, pair)
             continue
         if op not in supported:
-            ctx.reject(NAME, CONDITIONS, 3, pair, f"{op} at {ctx.precision}")
+            reject(3, pair, f"{op} at {ctx.precision}")
             continue
-        work.merge(src, mine, rule=NAME)
+        work.merge(src, mine, rule=RULE.name)
     return work.finish()

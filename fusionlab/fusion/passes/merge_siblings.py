@@ -10,16 +10,8 @@ After::
     x ──> [A + ... || B + ... || C + ...]  one convolution with 64+96+16 output channels;
           each member's output is a channel slice of the wide result
 
-Conditions:
- 1. two or more convolution layers read the same tensor as their only data input;
- 2. identical kernel, stride, padding, dilation and groups (and a kernel size the target
-    merges: 1x1 only for ``classic``);
- 3. each has the same fused epilogue (same ops after the convolution, e.g. BN + Relu with
-    equal activation attributes) and no fused residual Add.
-
-Source: NVIDIA's TensorRT 3 material on GoogLeNet (horizontal layer fusion: "layers that
-take the same source tensor and apply the same operations with similar parameters" are
-combined into one larger layer — the Inception 3a figure), per target in targets.py.
+The merged layer keeps each former layer as one of its ``branches``. Which kernel sizes
+merge is the target's fact (``Target.horizontal_kernels``: 1x1 only for ``classic``).
 """
 
 from __future__ import annotations
@@ -28,17 +20,27 @@ from collections import defaultdict
 from typing import Any
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.base import Context, conv_tail
+from fusionlab.fusion.passes.kit import Context, Join, Rule, conv_tail
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
 
-NAME = "merge_siblings"
-CONDITIONS = (
-    "two or more convolution layers read the same tensor as their only data input",
-    "identical kernel, stride, padding, dilation and groups, of a size the target merges",
-    "the same fused epilogue and no fused residual Add",
+RULE = Rule(
+    name="merge_siblings",
+    conditions=(
+        "two or more convolution layers read the same tensor as their only data input",
+        "identical kernel, stride, padding, dilation and groups, of a size the target merges",
+        "the same fused epilogue (same ops after the convolution with equal attributes) and no "
+        "fused residual Add",
+    ),
+    source=(
+        "NVIDIA's TensorRT 3 material on GoogLeNet (horizontal layer fusion: 'layers that take the "
+        "same source tensor and apply the same operations with similar parameters' are combined "
+        "into one larger layer, the Inception 3a figure); NVIDIA/TensorRT#2525 ('||' marks a "
+        "horizontal fusion, TensorRT 8.x)"
+    ),
+    joins=(Join(frozenset({"Conv"}), frozenset({"Conv"}), siblings=True),),
 )
-SOURCE = "NVIDIA TensorRT 3 GoogLeNet material: horizontal layer fusion (Inception 3a figure)"
+__doc__ = RULE.document(__doc__)
 
 
 def _signature(graph: Graph, work: Work, index: int) -> tuple[Any, ...] | None:
@@ -71,10 +73,11 @@ def _signature(graph: Graph, work: Work, index: int) -> tuple[Any, ...] | None:
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
+    reject = ctx.rejector(RULE)
     groups: dict[str, list[int]] = defaultdict(list)
     for index in work.live():
         tail = conv_tail(work.ops_of(index))
-        if tail is None or work.ops_of(index)[0] != "Conv" or " || " in work.layer(index).name:
+        if tail is None or work.ops_of(index)[0] != "Conv" or work.layer(index).merged:
             continue
         inputs = work.external_inputs(index)
         if len(inputs) != 1:
@@ -94,24 +97,18 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
             names = [n for i in same for n in work.layer(i).nodes]
             if len(same) < 2:
                 others = [heads[i] for i in members if i not in same]
-                ctx.reject(
-                    NAME,
-                    CONDITIONS,
-                    2,
+                reject(2,
                     [heads[same[0]], *others],
                     f"no sibling of {tensor} with the same geometry and epilogue",
                 )
                 continue
             if ctx.target.horizontal_kernels == "1x1" and any(k != 1 for k in kernel):
-                ctx.reject(
-                    NAME,
-                    CONDITIONS,
-                    2,
+                reject(2,
                     names,
                     f"kernel {'x'.join(map(str, kernel))}: target merges 1x1 only",
                 )
                 continue
             first = same[0]
             for other in same[1:]:
-                work.merge(first, other, rule=NAME, sep=" || ")
+                work.merge(first, other, rule=RULE.name, horizontal=True)
     return work.finish()

@@ -43,7 +43,8 @@ def test_one_node_unchanged(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(PASSES))
 def test_pass_contract(name: str) -> None:
     module = PASSES[name]
-    assert module.NAME == name == module.__name__.rsplit(".", 1)[-1]
-    assert module.CONDITIONS and module.SOURCE
+    assert module.RULE.name == name == module.__name__.rsplit(".", 1)[-1]
+    assert module.RULE.conditions and module.RULE.source
+    assert module.RULE.joins or module.RULE.eliminates, "diff must be able to blame a miss on the rule"
     doc = module.__doc__ or ""
     assert "Before" in doc and "After" in doc and "Conditions" in doc and "Source" in doc
