@@ -13,6 +13,8 @@ the repository: ``models/`` and ``records/`` (links to the repository's) and
 program), ``requires tensorrt-builder`` (TensorRT or TensorRT-RTX) or ``requires MODULE``
 (an importable module) on the line before a block skips that block, with the
 reason, where the requirement is missing. Blocks fenced as ```sh are shown, not run.
+Blocks fenced as ```pycon are Python sessions: they run as doctests (ELLIPSIS on), in the
+same folder, after the document's console blocks.
 
 Docs figures: ``docs/figures/*.dot`` must be what ``fusionlab figures`` draws now.
 """
@@ -40,6 +42,7 @@ DOCUMENTS = ("README.md", "docs/guide.md", "docs/adding-a-pass.md")
 BUILDER_MODULES = ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")
 """Any of these builds engines (``requires tensorrt-builder``)."""
 FENCE = re.compile(r"(?:<!-- docs-test: requires ([\w.-]+) -->\n)?```console\n(.*?)```", re.S)
+PYCON = re.compile(r"```pycon\n(.*?)```", re.S)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,29 @@ def test_console_block(document: str, block: Block, folders: dict[str, Path]) ->
         assert code == command.exit_code, f"{where}\nexit code {code}\n{got}"
         assert checker.check_output(want, got, doctest.ELLIPSIS), \
             f"{where}\n--- documented ---\n{want}--- printed ---\n{got}"
+
+
+PYTHON_BLOCKS = [
+    (doc, (ROOT / doc).read_text(encoding="utf-8").count("\n", 0, m.start()) + 1, m.group(1))
+    for doc in DOCUMENTS
+    for m in PYCON.finditer((ROOT / doc).read_text(encoding="utf-8"))
+]
+
+
+@pytest.mark.parametrize(("document", "line", "session"), PYTHON_BLOCKS,
+                         ids=[f"{d}:{n}" for d, n, _ in PYTHON_BLOCKS])
+def test_python_block(document: str, line: int, session: str, folders: dict[str, Path],
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(folders[document])
+    test = doctest.DocTestParser().get_doctest(session, {}, f"{document}:{line}", document, line)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    report: list[str] = []
+    runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
+
+
+def test_readme_has_a_python_example() -> None:
+    assert any(doc == "README.md" for doc, _, _ in PYTHON_BLOCKS)
 
 
 def test_documents_have_examples() -> None:

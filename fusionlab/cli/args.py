@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fusionlab.errors import FusionlabError
 
 if TYPE_CHECKING:
-    from fusionlab.ir.graph import Graph
-    from fusionlab.plan import Plan
+    pass
 
 
 def positive_int(text: str) -> int:
@@ -72,17 +71,11 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
                         "(TensorRT allows TF32 by default)")
 
 
-def apply_device(args: argparse.Namespace, graph: Graph, plan: Plan) -> Plan:
-    """The plan with predicted ``time_ms`` when ``--device`` is given, else unchanged."""
-    from fusionlab.cost import model as cost
-
-    if args.device is None:
-        if args.efficiency is not None:
-            raise FusionlabError("--efficiency needs --device NAME")
-        return plan
-    efficiency = cost.read_efficiency(args.efficiency) if args.efficiency else None
-    return cost.estimate(graph, plan, args.device, plan.precision, efficiency,
-                         tf32=not args.no_tf32)
+def device_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`fusionlab.api.predict`'s keywords for ``--device``/``--efficiency``/``--no-tf32``."""
+    if args.device is None and args.efficiency is not None:
+        raise FusionlabError("--efficiency needs --device NAME")
+    return {"device": args.device, "efficiency": args.efficiency, "tf32": not args.no_tf32}
 
 
 def shapes_arg(text: str) -> dict[str, tuple[int, ...]]:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fusionlab.api import load, predict
 from fusionlab.backends.actual import actual_plan
 from fusionlab.cli.args import add_actual_args, add_model_args, add_target_args
 from fusionlab.compare.expect import check, load_expectations, report
-from fusionlab.fusion.predictor import predict
-from fusionlab.ir.graph import load
 
 
 def register(sub: Any) -> None:
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
             from fusionlab.errors import FusionlabError
 
             raise FusionlabError("--profile needs --layer-info or --engine")
-        plan = predict(g, args.target, args.precision).plan
+        plan = predict(g, args.target, precision=args.precision).plan
         against = f"the prediction (target {args.target}, {args.precision})"
     results = check(expectations, plan, known_nodes=g.order)
     print(f"{args.expect}: checked against {against}")

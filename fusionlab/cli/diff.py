@@ -8,12 +8,10 @@ import sys
 from typing import Any
 
 from fusionlab.backends.actual import actual_plan
-from fusionlab.cli.args import add_actual_args, add_device_args, add_model_args, add_target_args, apply_device
-from fusionlab.compare.diff import Diff, compare, diff_to_dict
+from fusionlab.cli.args import add_actual_args, add_device_args, add_model_args, add_target_args, device_options
+from fusionlab.compare.diff import Diff, diff_to_dict
 from fusionlab.dtypes import PRECISIONS
-from fusionlab.fusion.predictor import predict
 from fusionlab.io import write_atomic
-from fusionlab.ir.graph import load
 from fusionlab.table import format_table
 
 
@@ -65,14 +63,13 @@ def diff_text(d: Diff) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.api import diff, load, predict
+
     g = load(args.model, batch=args.batch)
     actual = actual_plan(g, layer_info=args.layer_info, profile=args.profile, engine=args.engine)
     precision = args.precision or (actual.precision if actual.precision in PRECISIONS else "fp32")
-    prediction = predict(g, args.target, precision)
-    plan = apply_device(args, g, prediction.plan)
-    d = compare(plan, actual, ops={n.name: n.op for n in g.nodes()},
-                rejections=[r for s in prediction.stages for r in s.rejections],
-                target_passes=prediction.target.passes)
+    prediction = predict(g, args.target, precision=precision, **device_options(args))
+    d = diff(prediction, actual)
     protect = [p for p in (args.model, args.layer_info, args.profile, args.engine) if p]
     if args.json:
         text = json.dumps(diff_to_dict(d), indent=2) + "\n"
@@ -83,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{g.name}: predicted (target {args.target}, {precision}) vs {actual.source}")
     print(diff_text(d))
     if args.output:
-        from fusionlab.render.dot import diff_to_dot, write_figure
+        from fusionlab.api import draw
 
-        write_figure(diff_to_dot(g, d), args.output, protect=protect)
+        draw(d, args.output, protect=protect)
     return 0

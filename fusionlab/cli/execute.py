@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
 from fusionlab.cli.args import add_model_args, positive_int
-from fusionlab.errors import FusionlabError
 from fusionlab.fusion.targets import DEFAULT, TARGETS
 from fusionlab.io import write_atomic
 from fusionlab.table import format_table
@@ -79,22 +77,18 @@ def _short(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.api import read_plan
     from fusionlab.execute import ExecuteOptions, execute, require_torch
     from fusionlab.fusion.predictor import predict
     from fusionlab.ir.graph import load
     from fusionlab.plan import Plan
-    from fusionlab.plan.serialize import plan_from_json
 
     require_torch()
     plan: Plan | None = None
     batch = args.batch
     precision = args.precision
     if args.plan:
-        try:
-            text = Path(args.plan).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise FusionlabError(f"{args.plan}: cannot read ({exc.strerror or exc})") from exc
-        plan = plan_from_json(text)
+        plan = read_plan(args.plan)
         if batch is None and plan.batch is not None:
             batch = plan.batch
         elif batch is not None and plan.batch not in (None, batch):

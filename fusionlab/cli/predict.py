@@ -6,11 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.cli.args import add_device_args, add_model_args, add_target_args, apply_device
+from fusionlab.cli.args import add_device_args, add_model_args, add_target_args, device_options
 from fusionlab.errors import FusionlabError
-from fusionlab.fusion.predictor import Prediction, predict
+from fusionlab.fusion.predictor import Prediction
 from fusionlab.io import write_atomic
-from fusionlab.ir.graph import load
 from fusionlab.plan import Plan
 from fusionlab.plan.serialize import plan_to_json
 from fusionlab.table import format_table
@@ -91,9 +90,11 @@ def stages_text(prediction: Prediction) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.api import load, predict
+
     g = load(args.model, batch=args.batch)
-    prediction = predict(g, args.target, args.precision)
-    plan = apply_device(args, g, prediction.plan)
+    prediction = predict(g, args.target, precision=args.precision, **device_options(args))
+    plan = prediction.plan
     if args.json:
         text = plan_to_json(plan)
         if args.json == "-":

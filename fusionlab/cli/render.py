@@ -15,11 +15,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from fusionlab.api import read_plan
 from fusionlab.cli.args import add_model_args, add_target_args
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import ORIGINAL, predict
 from fusionlab.ir.graph import load
-from fusionlab.plan.serialize import plan_from_json
 from fusionlab.render.dot import graph_to_dot, plan_to_dot, stage_title
 from fusionlab.render.graphviz import INSTALL_HINT, dot_program, output_format, render_file
 
@@ -86,11 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plan_file:
         if args.stage != "plan":
             raise FusionlabError("--plan draws the plan in the file; --stage applies to predictions")
-        try:
-            text = Path(args.plan_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise FusionlabError(f"{args.plan_file}: cannot read ({exc.strerror or exc})") from exc
-        plan = plan_from_json(text)
+        plan = read_plan(args.plan_file)
         title = args.title or f"{g.name}: {plan.source or 'plan'} ({len(plan.layers)} layers)"
         dot = plan_to_dot(plan, g, title=title, members=not args.compact, **options)
         _warn_if_large(dot)

@@ -29,12 +29,15 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 
 from fusionlab.fusion.passes import RULES, Rejection
 from fusionlab.plan import Elimination, Layer, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 Status = Literal["matched", "split", "merged", "mismatched"]
 SCHEMA = "fusionlab.diff/2"
@@ -115,6 +118,8 @@ class Diff:
     metrics: Metrics
     timing: tuple[TimingRow, ...] = ()
     totals: Mapping[str, float | None] = field(default_factory=dict)
+    graph: Graph | None = field(default=None, compare=False, repr=False)
+    """The model both plans are of, when the caller gave it (for drawings)."""
 
     def by_status(self, status: str) -> list[LayerMatch]:
         """The components with ``status``."""
@@ -253,12 +258,16 @@ def compare(
     ops: Mapping[str, str] | None = None,
     rejections: Iterable[Rejection] = (),
     target_passes: Iterable[str] | None = None,
+    graph: Graph | None = None,
 ) -> Diff:
     """Diff two plans of the same model.
 
     ``ops`` (node -> op type), ``rejections`` (from the prediction's stages) and
-    ``target_passes`` let findings name rules and failed conditions.
+    ``target_passes`` let findings name rules and failed conditions; ``graph`` (the
+    model) goes with the diff for drawings, and gives ``ops`` when they are not given.
     """
+    if ops is None and graph is not None:
+        ops = {n.name: n.op for n in graph.nodes()}
     explainer = _Explainer(
         ops or {}, rejections, target_passes if target_passes is not None else RULES
     )
@@ -370,6 +379,7 @@ def compare(
         Metrics(exact, len(engine_layers), precision, recall),
         timing,
         totals,
+        graph,
     )
 
 

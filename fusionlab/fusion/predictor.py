@@ -66,11 +66,18 @@ class Prediction:
     precision: str
     stages: tuple[Stage, ...]
     """``original`` first, then one stage per pass of the target."""
+    timed: Plan | None = None
+    """The final plan with a predicted time per layer, when a device was given."""
 
     @property
     def plan(self) -> Plan:
-        """The final predicted plan."""
-        return self.stages[-1].plan
+        """The final predicted plan (with predicted times when a device was given)."""
+        return self.timed if self.timed is not None else self.stages[-1].plan
+
+    @property
+    def rejections(self) -> tuple[Rejection, ...]:
+        """Every candidate any pass turned down, in pass order."""
+        return tuple(r for s in self.stages for r in s.rejections)
 
     def stage(self, name: str) -> Stage:
         """The stage called ``name`` (``original`` or a pass name)."""

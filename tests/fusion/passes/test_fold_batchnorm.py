@@ -1,5 +1,6 @@
 """fold_batchnorm: fires on Conv -> BN; one case per condition where it must not."""
 
+from fusionlab.plan import Kind
 from tests.fusion.passes.conftest import failed, groups, run_pass
 from tests.fusion.passes.netbuilder import Net
 
@@ -18,7 +19,7 @@ def test_condition1_bn_after_pool_is_a_scale_layer() -> None:
     g = Net().maxpool("pool", "x").bn("bn", "pool").graph()
     plan, ctx = run_pass("fold_batchnorm", g)
     assert groups(plan) == {frozenset({"pool"}), frozenset({"bn"})}
-    assert plan.layer_of("bn").kind == "Scale"  # type: ignore[union-attr]
+    assert plan.layer_of("bn").kind is Kind.SCALE  # type: ignore[union-attr]
     assert failed(ctx) == {1}
 
 
