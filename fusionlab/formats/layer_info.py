@@ -320,7 +320,8 @@ def _split_top(s: str, seps: Sequence[str]) -> list[str] | None:
 def split_layer_name(name: str) -> list[str | tuple[str, str]]:
     """The name tokens of a layer: node names, and ``(first, last)`` for a ForeignNode range.
 
-    ``" + "`` joins vertically fused nodes, ``" || "`` horizontally merged ones, ``PWN(a, b)``
+    :data:`~fusionlab.plan.FUSED_SEP` joins vertically fused nodes,
+    :data:`~fusionlab.plan.BRANCH_SEP` horizontally merged ones, ``PWN(a, b)``
     (possibly nested) wraps fused point-wise nodes (TensorRT 8+), and ``{ForeignNode[a...b]}``
     names a Myelin-compiled range from node ``a`` to node ``b`` (TensorRT 8.5+).
 

@@ -175,7 +175,7 @@ def html_text(text: str, limit: int = LABEL_LIMIT) -> str:
 
 
 def wrap_name(name: str, width: int = WRAP, limit: int = LABEL_LIMIT) -> str:
-    """A layer name broken into lines after ``" + "`` / ``" || "``, capped first.
+    """A layer name broken into lines after its separators (FUSED_SEP, BRANCH_SEP), capped first.
 
     >>> print(wrap_name("conv_a + bn_a + relu_a || conv_b + bn_b", width=16))
     conv_a + bn_a +
