@@ -29,7 +29,7 @@ import onnx
 
 from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
-from fusionlab.zoo import inception, mobilenet, qdq, resnet
+from fusionlab.zoo import inception, mobilenet, qdq, resnet, unet, yolo
 from fusionlab.zoo.inception import inception_chain
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ _MODELS: dict[str, Entry] = {
         # Q/DQ models and detectors (qdq.py, yolo.py, unet.py)
         Entry("resnet18-qat", qdq.DESCRIPTIONS["resnet18-qat"], qdq.resnet18_qat),
         Entry("mobilenetv2-qdq", qdq.DESCRIPTIONS["mobilenetv2-qdq"], qdq.mobilenetv2_qdq),
+        Entry("yolov8n", yolo.DESCRIPTION, yolo.yolov8n),
+        Entry("unet", unet.DESCRIPTION, unet.unet),
     )
 }
 
