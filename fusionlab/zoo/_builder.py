@@ -123,10 +123,11 @@ class Builder:
         s = np.asarray(scale, dtype=np.float32)
         scale_name = self.weight(f"{name}/scale", s)
         zero = self.weight(f"{name}/zero_point", np.zeros(s.shape, dtype=np.int8))
-        attrs = {} if axis is None else {"axis": axis}
-        q = self.node("QuantizeLinear", f"{name}/QuantizeLinear", [x, scale_name, zero], **attrs)
+        attrs: dict[str, Any] = {} if axis is None else {"axis": axis}
+        q = self.node("QuantizeLinear", f"{name}/QuantizeLinear", [x, scale_name, zero], None,
+                      **attrs)
         return self.node("DequantizeLinear", f"{name}/DequantizeLinear", [q, scale_name, zero],
-                         **attrs)
+                         None, **attrs)
 
     def qdq_weight(self, name: str, weight: str, w: np.ndarray) -> str:
         """:meth:`qdq` on a weight initializer, per output channel (``axis=0``), each channel's

@@ -146,8 +146,8 @@ class _LegacyExport:
         self.next_id += 2  # the int32 zero point and its Cast to int8, folded away
         zero = _Value(-1)  # its id comes after every other value (see finish)
         self.folded.append((zero, np.zeros(w.shape[0], dtype=np.int8)))
-        q = self.node("QuantizeLinear", [weight, scale, zero], axis=0)  # type: ignore[list-item]
-        return self.node("DequantizeLinear", [q, scale, zero], axis=0)  # type: ignore[list-item]
+        q = self.node("QuantizeLinear", [weight, scale, zero], axis=0)
+        return self.node("DequantizeLinear", [q, scale, zero], axis=0)
 
     def finish(self) -> None:
         for zero, _ in self.folded:

@@ -65,13 +65,11 @@ SPLIT_CONSTANTS = {16: ("Constant_45", "onnx::Split_137"), 32: ("Constant_64", "
                    64: ("Constant_90", "onnx::Split_184"),
                    128: ("Constant_116", "onnx::Split_211")}
 """C2f half width -> the pooled split-size Constant (node, tensor) as torch 2.13 names it."""
-HEAD_CONSTANTS = {
-    "reshape_axes": [("Constant_257", "onnx::Unsqueeze_365"), ("Constant_262", "onnx::Unsqueeze_372"),
-                     ("Constant_267", "onnx::Unsqueeze_379")],
-    "split": ("Constant_276", "onnx::Split_390"),
-    "dfl_axes": [("Constant_284", "onnx::Unsqueeze_401"), ("Constant_288", "onnx::Unsqueeze_407"),
-                 ("Constant_295", "onnx::Unsqueeze_414"), ("Constant_298", "onnx::Unsqueeze_418")],
-}
+HEAD_RESHAPE_AXES = [("Constant_257", "onnx::Unsqueeze_365"), ("Constant_262", "onnx::Unsqueeze_372"),
+                     ("Constant_267", "onnx::Unsqueeze_379")]
+HEAD_SPLIT = ("Constant_276", "onnx::Split_390")
+HEAD_DFL_AXES = [("Constant_284", "onnx::Unsqueeze_401"), ("Constant_288", "onnx::Unsqueeze_407"),
+                 ("Constant_295", "onnx::Unsqueeze_414"), ("Constant_298", "onnx::Unsqueeze_418")]
 """The Detect head's unscoped Constants (node, tensor), in order."""
 
 
@@ -87,11 +85,15 @@ class _Export:
         self.count[scope][op] += 1
         return f"{scope}/{op}" if k == 0 else f"{scope}/{op}_{k}"
 
-    def op(self, scope: str, op: str, inputs: list[str], outputs: int = 1, **attrs: Any) -> Any:
+    def op(self, scope: str, op: str, inputs: list[str], **attrs: Any) -> str:
+        return self.ops(scope, op, inputs, 1, **attrs)[0]
+
+    def ops(self, scope: str, op: str, inputs: list[str], outputs: int, **attrs: Any) -> list[str]:
+        """A node with ``outputs`` outputs ``<node>_output_<i>``."""
         name = self.name(scope, op)
         outs = [f"{name}_output_{i}" for i in range(outputs)]
         self.b.nodes.append(helper.make_node(op, inputs, outs, name=name, **attrs))
-        return outs[0] if outputs == 1 else outs
+        return outs
 
     def const(self, scope: str, array: np.ndarray) -> str:
         return self.op(scope, "Constant", [], value=numpy_helper.from_array(np.asarray(array)))
@@ -120,7 +122,7 @@ class _Export:
         if c not in self.split_done:
             self.anonymous(node, tensor, np.array([c, c], dtype=np.int64))
             self.split_done.add(c)
-        a, last = self.op(scope, "Split", [y, tensor], outputs=2, axis=1)
+        a, last = self.ops(scope, "Split", [y, tensor], 2, axis=1)
         parts = [a, last]
         for j in range(n):
             sub = f"{scope}/m.{j}"
@@ -189,7 +191,7 @@ def _detect(e: _Export, xs: list[str], ch: tuple[int, ...]) -> str:
     shape = e.op(scope, "Shape", [levels[0]])
     batch = e.op(scope, "Gather", [shape, e.const(scope, np.array(0, dtype=np.int64))], axis=0)
     targets = []
-    for node, tensor in HEAD_CONSTANTS["reshape_axes"]:
+    for node, tensor in HEAD_RESHAPE_AXES:
         axes = e.anonymous(node, tensor, np.array([0], dtype=np.int64))
         b = e.op(scope, "Unsqueeze", [batch, axes])
         targets.append(e.op(scope, "Concat", [b, e.const(scope, np.array([no], dtype=np.int64)),
@@ -197,15 +199,15 @@ def _detect(e: _Export, xs: list[str], ch: tuple[int, ...]) -> str:
                             axis=0))
     flat = [e.op(scope, "Reshape", [x, t]) for x, t in zip(levels, targets, strict=True)]
     x_cat = e.op(scope, "Concat", flat, axis=2)
-    node, tensor = HEAD_CONSTANTS["split"]
+    node, tensor = HEAD_SPLIT
     sizes = e.anonymous(node, tensor, np.array([4 * REG_MAX, NUM_CLASSES], dtype=np.int64))
-    box, cls = e.op(scope, "Split", [x_cat, sizes], outputs=2, axis=1)
+    box, cls = e.ops(scope, "Split", [x_cat, sizes], 2, axis=1)
     # DFL: conv(x.view(b, 4, 16, a).transpose(2, 1).softmax(1)).view(b, 4, a)
     dfl = f"{scope}/dfl"
-    axes = iter(HEAD_CONSTANTS["dfl_axes"])
+    dfl_axes = iter(HEAD_DFL_AXES)
 
     def unsqueeze0(x: str) -> str:
-        node, tensor = next(axes)
+        node, tensor = next(dfl_axes)
         return e.op(dfl, "Unsqueeze", [x, e.anonymous(node, tensor, np.array([0], np.int64))])
 
     b_ = e.op(dfl, "Gather", [e.op(dfl, "Shape", [box]), e.const(dfl, np.array(0, np.int64))],

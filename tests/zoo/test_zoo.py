@@ -18,7 +18,7 @@ SMALL_CHAIN = "inception-chain-3"
 EXPECTED = {
     "googlenet", "googlenet-caffe", "inception-chain-500", "inception3a", "mobilenetv2",
     "resnet18", "resnet50",
-} | {"mobilenetv2-qdq", "resnet18-qat", "unet", "yolov8n"}  # Q/DQ models, detectors: tests/zoo/test_qdq_and_detectors.py
+} | {"mobilenetv2-qdq", "resnet18-qat", "unet", "yolov8n"}  # see test_qdq_and_detectors.py
 RUNNABLE = [*sorted(EXPECTED - {"inception-chain-500"}), SMALL_CHAIN]
 """Models run in onnxruntime (the 10,000-node chain is represented by a short one)."""
 OUTPUT_SHAPE = {
