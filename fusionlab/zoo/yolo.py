@@ -79,6 +79,8 @@ class _Export:
     def __init__(self, b: Builder) -> None:
         self.b = b
         self.count: dict[str, Counter[str]] = {}
+        self.split_done: set[int] = set()
+        """C2f half widths whose split-size Constant is written (the exporter pools them)."""
 
     def name(self, scope: str, op: str) -> str:
         k = self.count.setdefault(scope, Counter())[op]
@@ -158,8 +160,6 @@ class _Export:
 
     def concat(self, i: int, xs: list[str]) -> str:
         return self.op(f"/model.{i}", "Concat", xs, axis=1)
-
-    split_done: set[int]
 
 
 def _anchors(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +256,6 @@ def yolov8n(batch: int | None = None) -> onnx.ModelProto:
     """YOLOv8n, 640x640, 80 classes, as ultralytics exports it (fused, dynamic batch)."""
     b = Builder("main_graph", SEED_YOLOV8N, batch, batch_name=BATCH_NAME)
     e = _Export(b)
-    e.split_done = set()
     x = b.input("images", 3, INPUT_SIZE, INPUT_SIZE)
     y: list[str] = []
     x = e.conv("/model.0", "model.0", x, 3, 16, 3, 2)
