@@ -29,7 +29,7 @@ import onnx
 
 from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
-from fusionlab.zoo import inception, mobilenet, resnet
+from fusionlab.zoo import inception, mobilenet, qdq, resnet, unet, yolo
 from fusionlab.zoo.inception import inception_chain
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,11 @@ _MODELS: dict[str, Entry] = {
         Entry("resnet18", resnet.DESCRIPTIONS["resnet18"], resnet.resnet18),
         Entry("resnet50", resnet.DESCRIPTIONS["resnet50"], resnet.resnet50),
         Entry("mobilenetv2", mobilenet.DESCRIPTION, mobilenet.mobilenetv2),
+        # Q/DQ models and detectors (qdq.py, yolo.py, unet.py)
+        Entry("resnet18-qat", qdq.DESCRIPTIONS["resnet18-qat"], qdq.resnet18_qat),
+        Entry("mobilenetv2-qdq", qdq.DESCRIPTIONS["mobilenetv2-qdq"], qdq.mobilenetv2_qdq),
+        Entry("yolov8n", yolo.DESCRIPTION, yolo.yolov8n),
+        Entry("unet", unet.DESCRIPTION, unet.unet),
     )
 }
 

@@ -113,6 +113,28 @@ class Builder:
         b = self.weight(f"{name}.bias", np.zeros(cout, dtype=np.float32))
         return self.node("Gemm", name, [x, w, b], output, alpha=1.0, beta=1.0, transB=1)
 
+    def qdq(self, name: str, x: str, scale: float | np.ndarray, axis: int | None = None) -> str:
+        """A symmetric int8 ``QuantizeLinear`` -> ``DequantizeLinear`` pair on ``x``.
+
+        The nodes are ``<name>/QuantizeLinear`` and ``<name>/DequantizeLinear``; the scale
+        (a scalar, or one per channel along ``axis``) and the zero point (0, int8) are the
+        initializers ``<name>/scale`` and ``<name>/zero_point``. Returns the DQ output.
+        """
+        s = np.asarray(scale, dtype=np.float32)
+        scale_name = self.weight(f"{name}/scale", s)
+        zero = self.weight(f"{name}/zero_point", np.zeros(s.shape, dtype=np.int8))
+        attrs: dict[str, Any] = {} if axis is None else {"axis": axis}
+        q = self.node("QuantizeLinear", f"{name}/QuantizeLinear", [x, scale_name, zero], None,
+                      **attrs)
+        return self.node("DequantizeLinear", f"{name}/DequantizeLinear", [q, scale_name, zero],
+                         None, **attrs)
+
+    def qdq_weight(self, name: str, weight: str, w: np.ndarray) -> str:
+        """:meth:`qdq` on a weight initializer, per output channel (``axis=0``), each channel's
+        scale its largest magnitude over 127 (max calibration, symmetric int8)."""
+        amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        return self.qdq(name, weight, (amax / 127.0).astype(np.float32), axis=0)
+
     # ------------------------------------------------------------------ model
     def model(self, outputs: Sequence[tuple[str, Sequence[int]]], *, doc: str,
               graph_name: str | None = None, producer: str = PRODUCER) -> onnx.ModelProto:

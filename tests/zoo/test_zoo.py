@@ -18,12 +18,14 @@ SMALL_CHAIN = "inception-chain-3"
 EXPECTED = {
     "googlenet", "googlenet-caffe", "inception-chain-500", "inception3a", "mobilenetv2",
     "resnet18", "resnet50",
-}
+} | {"mobilenetv2-qdq", "resnet18-qat", "unet", "yolov8n"}  # see test_qdq_and_detectors.py
 RUNNABLE = [*sorted(EXPECTED - {"inception-chain-500"}), SMALL_CHAIN]
 """Models run in onnxruntime (the 10,000-node chain is represented by a short one)."""
 OUTPUT_SHAPE = {
     "googlenet": [1000], "googlenet-caffe": [1000], "inception3a": [256, 28, 28],
     "mobilenetv2": [1000], "resnet18": [1000], "resnet50": [1000], SMALL_CHAIN: [32, 28, 28],
+    "mobilenetv2-qdq": [1000], "resnet18-qat": [1000], "unet": [2, 256, 256],
+    "yolov8n": [84, 8400],
 }
 
 
