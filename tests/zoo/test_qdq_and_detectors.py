@@ -27,23 +27,14 @@ import pytest
 from onnx import helper, numpy_helper
 
 from fusionlab import zoo
+from tests.records import RESNET18_QAT
 
 ROOT = Path(__file__).resolve().parents[2]
-RECORD = "trex-resnet18-a100-qat"
 MODELS = ["mobilenetv2-qdq", "resnet18-qat", "unet", "yolov8n"]
 OUTPUT = {"mobilenetv2-qdq": [1000], "resnet18-qat": [1000], "unet": [2, 256, 256],
           "yolov8n": [84, 8400]}
 BATCH_NAME = {"mobilenetv2-qdq": "N", "resnet18-qat": "batch_size", "unet": "batch_size",
               "yolov8n": "batch"}
-
-
-def record_dir(name: str = RECORD) -> Path | None:
-    """The recorded engine ``name``: a copy inside the repository first (``tests/records``,
-    ``records``, or any ``records`` folder under ``tests``), else ``../shared/records``."""
-    candidates = [ROOT / "tests" / "records" / name, ROOT / "records" / name,
-                  *sorted((ROOT / "tests").glob(f"**/records/{name}")),
-                  ROOT.parent / "shared" / "records" / name]
-    return next((p for p in candidates if (p / "engine.graph.json").is_file()), None)
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +51,7 @@ def built() -> Any:
 
 @pytest.fixture(scope="module")
 def layers() -> list[dict[str, Any]]:
-    path = record_dir()
-    if path is None:
-        pytest.skip(f"TensorRT record {RECORD} not found under the repository or ../shared")
-    layers: list[dict[str, Any]] = json.loads((path / "engine.graph.json").read_text())["Layers"]
+    layers: list[dict[str, Any]] = json.loads((RESNET18_QAT / "engine.graph.json").read_text())["Layers"]
     return layers
 
 
