@@ -382,3 +382,59 @@ def make_divisible(v: float, divisor: int = 8) -> int:
     """
     new = max(divisor, int(v + divisor / 2) // divisor * divisor)
     return new + divisor if new < 0.9 * v else new
+
+
+DYNAMO_IR_VERSION = 10
+"""The IR version the dynamo exporter writes (torch 2.13)."""
+
+
+class DynamoBuilder(Builder):
+    """A builder that names things as ``torch.onnx.export(..., dynamo=True)`` does (torch
+    2.13 with onnxscript 0.7; opset 18 is the lowest it writes correctly).
+
+    Nodes translated one-to-one from an FX node are ``node_<fx name>`` with the FX name as
+    their output (``node_relu_3`` -> ``relu_3``); FX names count per base name (``relu``,
+    ``relu_1``, ...). Nodes that the exporter's optimizer rewrote are ``node_<OpType>_<n>``
+    with a counter the caller keeps. Weights keep their ``state_dict`` names (a conv with
+    BatchNorm fused in adds ``<conv>.weight_bias``); constants are ``val_<n>``. The
+    exporter also writes value_info and per-node metadata (scopes, stack traces); those
+    are left out.
+    """
+
+    def __init__(self, name: str, seed: int, batch: int | None, *, opset: int = 18,
+                 batch_name: str = EXPORT_BATCH) -> None:
+        super().__init__(name, seed, batch, batch_name)
+        self.opset = opset
+        self._fx: dict[str, int] = {}
+        self.params: list[onnx.TensorProto] = []
+        """Initializers in file order (the caller appends them in the exporter's order)."""
+
+    def fx(self, base: str, count: int = 1) -> str:
+        """The next FX name for ``base`` (``relu``, ``relu_1``, ...); ``count`` names are
+        used up (a BatchNorm's three ``getitem`` outputs)."""
+        k = self._fx.get(base, 0)
+        self._fx[base] = k + count
+        return base if k == 0 else f"{base}_{k}"
+
+    def emit_named(self, op: str, name: str, inputs: Sequence[str], outputs: Sequence[str],
+                   **attrs: Any) -> str:
+        """A node with an explicit name and outputs; returns the first output."""
+        self.nodes.append(helper.make_node(op, list(inputs), list(outputs), name=name, **attrs))
+        return outputs[0]
+
+    def param(self, name: str, array: np.ndarray) -> str:
+        """An initializer, appended in call order."""
+        self.params.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
+        return name
+
+    def model(self, outputs: Sequence[tuple[str, Sequence[int]]], *, doc: str,
+              graph_name: str | None = "main_graph", producer: str = PRODUCER) -> onnx.ModelProto:
+        """The finished model at :attr:`opset`, IR version 10 as the exporter writes, with
+        the initializers in :attr:`params` order."""
+        outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [self.batch, *d])
+                for n, d in outputs]
+        graph = helper.make_graph(self.nodes, graph_name or self.name, self.inputs, outs,
+                                  initializer=self.params)
+        opsets = [helper.make_opsetid("", self.opset)]
+        return helper.make_model(graph, opset_imports=opsets, producer_name=producer,
+                                 ir_version=DYNAMO_IR_VERSION, doc_string=doc)
