@@ -300,14 +300,14 @@ class TorchScriptBuilder(Builder):
         return self.emit("Gemm", module, [x, w, b], alpha=1.0, beta=1.0, transB=1)
 
     def linear(self, module: str, x: str, cin: int, cout: int, *, bias_param: str | None = None,
-               scale: float | None = None) -> str:
+               scale: float | None = None, created_skip: int = 0) -> str:
         """``nn.Linear`` on 3-D or 4-D input: MatMul with the transposed weight (created by
-        the export) + ``Add(bias, ·)``."""
+        the export, ``created_skip`` ids after the previous one) + ``Add(bias, ·)``."""
         std = np.float32(np.sqrt(1.0 / cin)) if scale is None else np.float32(scale)
         w = self.rng.standard_normal((cin, cout), dtype=np.float32) * std
         bias = self.param(bias_param or f"{module}.bias", self.small((cout,), 0.01))
         self.skip()  # the traced weight.t(), folded into the created weight
-        y = self.emit("MatMul", module, [x, self.created("MatMul", w)])
+        y = self.emit("MatMul", module, [x, self.created("MatMul", w, created_skip)])
         return self.emit("Add", module, [bias, y])
 
     def gelu(self, module: str, x: str) -> str:
