@@ -99,8 +99,8 @@ def convnext_tiny_opset13(batch: int | None = None) -> onnx.ModelProto:
 
 
 DESCRIPTIONS = {
-    "convnext-t": "ConvNeXt-T (Liu et al. 2022) as torch.onnx.export writes it (TorchScript, "
-                  "opset 17): LayerNormalization, Erf GELU",
-    "convnext-t-opset13": "ConvNeXt-T exported at opset 13: LayerNorm as ReduceMean/Sub/Pow/"
-                          "Sqrt/Div, Erf GELU",
+    "convnext-t": "ConvNeXt-T (Liu et al. 2022), TorchScript export at opset 17: LayerNormalization, "
+                  "Erf GELU",
+    "convnext-t-opset13": "ConvNeXt-T, TorchScript export at opset 13: LayerNorm as "
+                          "ReduceMean/Sub/Pow/Sqrt/Div",
 }

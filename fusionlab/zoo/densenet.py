@@ -81,5 +81,5 @@ def densenet121(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(x, (1000,))], doc=DESCRIPTION)
 
 
-DESCRIPTION = ("DenseNet-121 (Huang et al. 2017) as torch.onnx.export writes it (TorchScript, "
-               "opset 13): BN-ReLU-Conv, Concat growth")
+DESCRIPTION = ("DenseNet-121 (Huang et al. 2017), TorchScript export at opset 13: BN-ReLU-Conv, "
+               "Concat growth")

@@ -108,5 +108,5 @@ def efficientnet_b0(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(x, (1000,))], doc=DESCRIPTION)
 
 
-DESCRIPTION = ("EfficientNet-B0 (Tan & Le 2019) as torch.onnx.export writes it (TorchScript, "
-               "opset 13): BN folded, SiLU, squeeze-excitation")
+DESCRIPTION = ("EfficientNet-B0 (Tan & Le 2019), TorchScript export at opset 13: BN folded, SiLU, "
+               "squeeze-excitation")

@@ -133,8 +133,8 @@ def mobilenetv3_large_opset13(batch: int | None = None) -> onnx.ModelProto:
 
 
 DESCRIPTIONS = {
-    "mobilenetv3-large": "MobileNetV3-Large (Howard et al. 2019) as torch.onnx.export writes it "
-                         "(TorchScript, opset 17): HardSwish, HardSigmoid SE",
-    "mobilenetv3-large-opset13": "MobileNetV3-Large exported at opset 13: hard-swish as "
+    "mobilenetv3-large": "MobileNetV3-Large (Howard et al. 2019), TorchScript export at opset 17: "
+                         "HardSwish, HardSigmoid SE",
+    "mobilenetv3-large-opset13": "MobileNetV3-Large, TorchScript export at opset 13: hard-swish as "
                                  "HardSigmoid + Mul",
 }

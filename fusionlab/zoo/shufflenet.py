@@ -244,8 +244,8 @@ def shufflenetv2(batch: int | None = None) -> onnx.ModelProto:
 
 
 DESCRIPTIONS = {
-    "shufflenetv2": "ShuffleNetV2 x1.0 (Ma et al. 2018) as the dynamo exporter writes it "
-                    "(opset 18): Split, constant Reshape shapes",
-    "shufflenetv2-legacy": "ShuffleNetV2 x1.0 as the TorchScript exporter writes it (opset 13): "
-                           "run-time Shape/Gather/Div shape arithmetic",
+    "shufflenetv2": "ShuffleNetV2 x1.0 (Ma et al. 2018), dynamo export at opset 18: Split, constant "
+                    "Reshape shapes",
+    "shufflenetv2-legacy": "ShuffleNetV2 x1.0, TorchScript export at opset 13: run-time "
+                           "Shape/Gather/Div shape arithmetic",
 }

@@ -231,5 +231,5 @@ def vit_s16(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(x, (1000,))], doc=DESCRIPTION, created_gap=2)  # as torch 2.13 numbers
 
 
-DESCRIPTION = ("ViT-S/16 (torchvision VisionTransformer, 12 layers, 6 heads) as torch.onnx.export "
-               "writes it (TorchScript, opset 17)")
+DESCRIPTION = ("ViT-S/16 (torchvision VisionTransformer, 12 layers, 6 heads), TorchScript export "
+               "at opset 17")
