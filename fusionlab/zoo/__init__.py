@@ -4,7 +4,8 @@ Models are built in code (onnx.helper and numpy; no downloads, no PyTorch) with 
 weights drawn from a fixed seed per model, so building twice gives byte-identical files.
 ``batch=None`` keeps the batch dimension symbolic (``N``; the resnets use the exporter's
 ``batch_size``). Every model is opset 13 and passes ``onnx.checker`` with ``full_check``.
-The exporter-style models (EfficientNet, MobileNetV3, ConvNeXt, ViT, DenseNet, ShuffleNetV2)
+The exporter-style models (EfficientNet, MobileNetV3, ConvNeXt, ViT, DenseNet, RegNet,
+ShuffleNetV2)
 are written node for node as ``torch.onnx.export`` writes them, at their export's opset
 (13, 17 or 18), with the exporter's ``batch_size``.
 
@@ -39,6 +40,7 @@ from fusionlab.zoo import (
     inception,
     mobilenet,
     mobilenetv3,
+    regnet,
     resnet,
     shufflenet,
     vit,
@@ -84,6 +86,7 @@ _MODELS: dict[str, Entry] = {
               convnext.convnext_tiny_opset13),
         Entry("vit-s16", vit.DESCRIPTION, vit.vit_s16),
         Entry("densenet121", densenet.DESCRIPTION, densenet.densenet121),
+        Entry("regnet-y-400mf", regnet.DESCRIPTION, regnet.regnet_y_400mf),
         Entry("shufflenetv2", shufflenet.DESCRIPTIONS["shufflenetv2"], shufflenet.shufflenetv2),
         Entry("shufflenetv2-legacy", shufflenet.DESCRIPTIONS["shufflenetv2-legacy"],
               shufflenet.shufflenetv2_legacy),

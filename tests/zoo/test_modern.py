@@ -1,5 +1,5 @@
 """The exporter-style zoo models: EfficientNet-B0, MobileNetV3-Large, ConvNeXt-T, ViT-S/16,
-DenseNet-121 and ShuffleNetV2 (twice: dynamo and legacy export).
+DenseNet-121, RegNetY-400MF and ShuffleNetV2 (twice: dynamo and legacy export).
 
 Without PyTorch: each model is valid at its opset, deterministic, symbolic in the batch and
 runs in onnxruntime. With PyTorch (the reference modules below restate torchvision's
@@ -48,6 +48,7 @@ MODERN = {
     "convnext-t-opset13": Spec(13, 576, "convnext_tiny", "torchscript"),
     "vit-s16": Spec(17, 1996, "vit_s_16", "torchscript"),
     "densenet121": Spec(13, 372, "densenet121", "torchscript"),
+    "regnet-y-400mf": Spec(13, 217, "regnet_y_400mf", "torchscript"),
     "shufflenetv2": Spec(18, 173, "shufflenet_v2_x1_0", "dynamo"),
     "shufflenetv2-legacy": Spec(13, 902, "shufflenet_v2_x1_0", "torchscript"),
 }
@@ -186,7 +187,8 @@ def _torch() -> Any:
 def _references() -> dict[str, Callable[[], Any]]:
     """torchvision's definitions restated (the same modules, names and forward code):
     ``efficientnet_b0``, ``mobilenet_v3_large``, ``convnext_tiny``, ``densenet121``,
-    ``shufflenet_v2_x1_0`` and a ViT-S/16 in torchvision's ``VisionTransformer``."""
+    ``regnet_y_400mf``, ``shufflenet_v2_x1_0`` and a ViT-S/16 in torchvision's
+    ``VisionTransformer``."""
     from collections import OrderedDict
     from functools import partial
 
@@ -485,6 +487,59 @@ def _references() -> dict[str, Callable[[], Any]]:
             out = F.adaptive_avg_pool2d(F.relu(self.features(x), inplace=True), (1, 1))
             return self.classifier(torch.flatten(out, 1))
 
+    # RegNetY-400MF (torchvision.models.regnet)
+    def regnet_stages() -> list[tuple[int, int]]:
+        """``BlockParams.from_init_params(depth=16, w_0=48, w_a=27.89, w_m=2.09,
+        group_width=8, se_ratio=0.25)``: stage widths and depths (bottleneck ratio 1)."""
+        depth, w_0, w_a, w_m, quant = 16, 48, 27.89, 2.09, 8
+        widths_cont = torch.arange(depth) * w_a + w_0
+        capacity = torch.round(torch.log(widths_cont / w_0) / math.log(w_m))
+        widths = (torch.round(torch.divide(w_0 * torch.pow(w_m, capacity), quant)) * quant).int().tolist()
+        splits = [w != wp for w, wp in zip([*widths, 0], [0, *widths], strict=True)]
+        stage_widths = [w for w, t in zip(widths, splits[:-1], strict=True) if t]
+        stage_depths = torch.diff(torch.tensor([d for d, t in enumerate(splits) if t])).int().tolist()
+        return [(make_divisible(w, min(8, w)), d) for w, d in zip(stage_widths, stage_depths, strict=True)]
+
+    class BottleneckTransform(nn.Sequential):
+        def __init__(self, w_in: int, w_out: int, stride: int) -> None:
+            layers: OrderedDict[str, nn.Module] = OrderedDict()
+            layers["a"] = Conv2dNormActivation(w_in, w_out, 1)
+            layers["b"] = Conv2dNormActivation(w_out, w_out, 3, stride, groups=w_out // 8)
+            layers["se"] = SqueezeExcitation(w_out, round(0.25 * w_in), activation=nn.ReLU)
+            layers["c"] = Conv2dNormActivation(w_out, w_out, 1, activation_layer=None)
+            super().__init__(layers)
+
+    class ResBottleneckBlock(nn.Module):
+        def __init__(self, w_in: int, w_out: int, stride: int) -> None:
+            super().__init__()
+            self.proj = None
+            if w_in != w_out or stride != 1:
+                self.proj = Conv2dNormActivation(w_in, w_out, 1, stride, activation_layer=None)
+            self.f = BottleneckTransform(w_in, w_out, stride)
+            self.activation = nn.ReLU(inplace=True)
+
+        def forward(self, x: Tensor) -> Tensor:
+            x = self.proj(x) + self.f(x) if self.proj is not None else x + self.f(x)
+            return self.activation(x)
+
+    class RegNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = Conv2dNormActivation(3, 32, 3, 2)
+            w, stages = 32, []
+            for i, (w_out, depth) in enumerate(regnet_stages(), start=1):
+                stages.append((f"block{i}", nn.Sequential(OrderedDict(
+                    (f"block{i}-{j}", ResBottleneckBlock(w if j == 0 else w_out, w_out, 2 if j == 0 else 1))
+                    for j in range(depth)))))
+                w = w_out
+            self.trunk_output = nn.Sequential(OrderedDict(stages))
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(w, 1000)
+
+        def forward(self, x: Tensor) -> Tensor:
+            x = self.avgpool(self.trunk_output(self.stem(x)))
+            return self.fc(x.flatten(start_dim=1))
+
     # ShuffleNetV2 x1.0 (torchvision.models.shufflenetv2)
     def channel_shuffle(x: Tensor, groups: int) -> Tensor:
         batchsize, num_channels, height, width = x.size()
@@ -540,7 +595,7 @@ def _references() -> dict[str, Callable[[], Any]]:
     return {
         "efficientnet_b0": EfficientNet, "mobilenet_v3_large": MobileNetV3, "convnext_tiny": ConvNeXt,
         "vit_s_16": VisionTransformer, "vit_b_16": partial(VisionTransformer, 768, 12, 3072),
-        "densenet121": DenseNet, "shufflenet_v2_x1_0": ShuffleNetV2,
+        "densenet121": DenseNet, "regnet_y_400mf": RegNet, "shufflenet_v2_x1_0": ShuffleNetV2,
     }
 
 
@@ -562,7 +617,8 @@ def _reference(key: str) -> Any:
 
 TORCHVISION_PARAMETERS = {
     "efficientnet_b0": 5_288_548, "mobilenet_v3_large": 5_483_032, "convnext_tiny": 28_589_128,
-    "vit_b_16": 86_567_656, "densenet121": 7_978_856, "shufflenet_v2_x1_0": 2_278_604,
+    "vit_b_16": 86_567_656, "densenet121": 7_978_856, "regnet_y_400mf": 4_344_144,
+    "shufflenet_v2_x1_0": 2_278_604,
     "vit_s_16": 22_050_664,
 }
 """Parameters of torchvision's models (its model documentation); ViT-S/16 has no torchvision
