@@ -215,12 +215,6 @@ class TorchScriptBuilder(Builder):
         self.next_id += outputs
         return outs[0]
 
-    def emit_many(self, op: str, module: str, inputs: Sequence[str], outputs: int,
-                  **attrs: Any) -> list[str]:
-        """A node with several outputs (Split); returns them all."""
-        first = self.emit(op, module, inputs, outputs=outputs, **attrs)
-        return [first[:-1] + str(i) for i in range(outputs)]
-
     def constant(self, module: str, value: Any, dtype: type = np.int64) -> str:
         """A Constant node in ``module``'s scope (a Python number or list of numbers)."""
         array: np.ndarray = np.array(value, dtype=dtype)
@@ -238,7 +232,8 @@ class TorchScriptBuilder(Builder):
         return out
 
     def unsqueeze(self, module: str, x: str) -> str:
-        """``Unsqueeze(x, axes=[0])`` of a shape scalar: opset 13 takes the axes as an input."""
+        """``Unsqueeze(x, axes=[0])`` of a shape scalar (the axes an input from opset 13 on),
+        with the unscoped axes Constant the export makes for a shape list."""
         return self.emit("Unsqueeze", module, [x, self.loose_constant("Unsqueeze", [0])])
 
     # ------------------------------------------------------------------ weights
