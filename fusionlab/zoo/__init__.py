@@ -4,6 +4,10 @@ Models are built in code (onnx.helper and numpy; no downloads, no PyTorch) with 
 weights drawn from a fixed seed per model, so building twice gives byte-identical files.
 ``batch=None`` keeps the batch dimension symbolic (``N``; the resnets use the exporter's
 ``batch_size``). Every model is opset 13 and passes ``onnx.checker`` with ``full_check``.
+The exporter-style models (EfficientNet, MobileNetV3, ConvNeXt, ViT, DenseNet, RegNet,
+ShuffleNetV2)
+are written node for node as ``torch.onnx.export`` writes them, at their export's opset
+(13, 17 or 18), with the exporter's ``batch_size``.
 
 The synthetic ``inception-chain-<blocks>`` family accepts any number of blocks (20 nodes
 each); :func:`names` lists ``inception-chain-500`` (10,000 nodes) as its representative.
@@ -29,7 +33,21 @@ import onnx
 
 from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
-from fusionlab.zoo import inception, mobilenet, qdq, resnet, unet, yolo
+from fusionlab.zoo import (
+    convnext,
+    densenet,
+    efficientnet,
+    inception,
+    mobilenet,
+    mobilenetv3,
+    qdq,
+    regnet,
+    resnet,
+    shufflenet,
+    unet,
+    vit,
+    yolo,
+)
 from fusionlab.zoo.inception import inception_chain
 
 log = logging.getLogger(__name__)
@@ -65,6 +83,21 @@ _MODELS: dict[str, Entry] = {
         Entry("mobilenetv2-qdq", qdq.DESCRIPTIONS["mobilenetv2-qdq"], qdq.mobilenetv2_qdq),
         Entry("yolov8n", yolo.DESCRIPTION, yolo.yolov8n),
         Entry("unet", unet.DESCRIPTION, unet.unet),
+        # exporter-style models: names as torch.onnx.export writes them (zoo-modern)
+        Entry("efficientnet-b0", efficientnet.DESCRIPTION, efficientnet.efficientnet_b0),
+        Entry("mobilenetv3-large", mobilenetv3.DESCRIPTIONS["mobilenetv3-large"],
+              mobilenetv3.mobilenetv3_large),
+        Entry("mobilenetv3-large-opset13", mobilenetv3.DESCRIPTIONS["mobilenetv3-large-opset13"],
+              mobilenetv3.mobilenetv3_large_opset13),
+        Entry("convnext-t", convnext.DESCRIPTIONS["convnext-t"], convnext.convnext_tiny),
+        Entry("convnext-t-opset13", convnext.DESCRIPTIONS["convnext-t-opset13"],
+              convnext.convnext_tiny_opset13),
+        Entry("vit-s16", vit.DESCRIPTION, vit.vit_s16),
+        Entry("densenet121", densenet.DESCRIPTION, densenet.densenet121),
+        Entry("regnet-y-400mf", regnet.DESCRIPTION, regnet.regnet_y_400mf),
+        Entry("shufflenetv2", shufflenet.DESCRIPTIONS["shufflenetv2"], shufflenet.shufflenetv2),
+        Entry("shufflenetv2-legacy", shufflenet.DESCRIPTIONS["shufflenetv2-legacy"],
+              shufflenet.shufflenetv2_legacy),
     )
 }
 

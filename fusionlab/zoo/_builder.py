@@ -150,3 +150,308 @@ class Builder:
         model = helper.make_model(graph, opset_imports=opsets, producer_name=producer,
                                   ir_version=helper.find_min_ir_version_for(opsets), doc_string=doc)
         return model
+
+
+# ---------------------------------------------------------------------- exporter-style names
+EXPORT_BATCH = "batch_size"
+"""The symbolic batch of the exporter-style models: PyTorch's tutorial export,
+``dynamic_axes={"input": {0: "batch_size"}, "output": {0: "batch_size"}}``."""
+
+
+def module_scope(module: str) -> str:
+    """The scope prefix the TorchScript exporter gives nodes run inside module ``module``.
+
+    Each level of the module path is named after its attribute, with the numeric indices
+    of containers kept on the name they index (torch's ``_unqualified_variable_name``):
+
+    >>> module_scope("features.1.0.block.0.0")
+    '/features/features.1/features.1.0/block/block.0/block.0.0'
+    >>> module_scope("encoder.layers.encoder_layer_0.ln_1"), module_scope("")
+    ('/encoder/layers/encoder_layer_0/ln_1', '')
+    """
+    if not module:
+        return ""
+    atoms = module.split(".")
+    parts = []
+    start = 0
+    for i, atom in enumerate(atoms):
+        if not atom.isnumeric():
+            start = i
+        parts.append(".".join(atoms[start:i + 1]))
+    return "".join(f"/{p}" for p in parts)
+
+
+class TorchScriptBuilder(Builder):
+    """A builder that names everything as ``torch.onnx.export(..., dynamo=False)`` does.
+
+    Checked against torch 2.13 (the rules date from torch 1.13):
+
+    - A node run inside module ``m`` is ``<module_scope(m)>/<OpType>``, with ``_1``, ``_2``
+      ... for later nodes of the same type in the same scope; its outputs are
+      ``<node>_output_<i>``. The graph output is renamed to ``output`` (``output_names``).
+    - Weights keep their ``state_dict`` names, except those the export creates: a
+      convolution with its BatchNorm folded in gets ``onnx::Conv_<id>`` weight and bias, a
+      Linear on 3-D input a transposed ``onnx::MatMul_<id>`` weight.
+    - ``<id>`` numbers are TorchScript value ids: the input and every ``state_dict`` entry
+      first (BatchNorm's ``num_batches_tracked`` included), then one per node output in
+      export order (a folded BatchNorm still counts its output; :meth:`skip` adds values
+      the exporter creates and drops); weights created after tracing (folding,
+      transposing) number on from the last traced value.
+    - A few nodes made by late passes have no scope: ``<OpType>_<n>`` where ``n`` is the
+      node's position in the file plus the number of Constant nodes, outputs
+      ``onnx::<ConsumerOp>_<id>`` (:meth:`loose_constant`).
+
+    ``first_id`` is the id of the first node output: the ``state_dict`` size + 1 (the input
+    and the ``state_dict`` entries are numbered from 0).
+    """
+
+    def __init__(self, name: str, seed: int, batch: int | None, *, opset: int, first_id: int,
+                 batch_name: str = EXPORT_BATCH) -> None:
+        super().__init__(name, seed, batch, batch_name)
+        self.opset = opset
+        self.next_id = first_id
+        self._counts: dict[tuple[str, str], int] = {}
+        self._params: list[onnx.TensorProto] = []
+        self._created: list[onnx.TensorProto] = []
+        self._pending: list[tuple[str, np.ndarray, int]] = []
+        """Created weights: consumer op, array, ids skipped before this one's id."""
+        self._loose: set[str] = set()
+
+    # ------------------------------------------------------------------ ids and names
+    def skip(self, values: int = 1) -> None:
+        """Count ``values`` TorchScript values that the export creates and later drops."""
+        self.next_id += values
+
+    def _name(self, op: str, module: str) -> str:
+        scope = module_scope(module)
+        k = self._counts.get((scope, op), 0)
+        self._counts[(scope, op)] = k + 1
+        return f"{scope}/{op}" + (f"_{k}" if k else "")
+
+    def emit(self, op: str, module: str, inputs: Sequence[str], *, outputs: int = 1,
+             **attrs: Any) -> str:
+        """A node in ``module``'s scope; returns its first output (``<name>_output_0``)."""
+        name = self._name(op, module)
+        outs = [f"{name}_output_{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(op, list(inputs), outs, name=name, **attrs))
+        self.next_id += outputs
+        return outs[0]
+
+    def constant(self, module: str, value: Any, dtype: type = np.int64) -> str:
+        """A Constant node in ``module``'s scope (a Python number or list of numbers)."""
+        array: np.ndarray = np.array(value, dtype=dtype)
+        return self.emit("Constant", module, [], value=numpy_helper.from_array(array, ""))
+
+    def loose_constant(self, consumer: str, value: Any, dtype: type = np.int64) -> str:
+        """An unscoped Constant (``Constant_<n>`` -> ``onnx::<consumer>_<id>``), as the
+        exporter makes the axes of an opset-13 Unsqueeze."""
+        out = f"onnx::{consumer}_{self.next_id}"
+        array: np.ndarray = np.array(value, dtype=dtype)
+        self.nodes.append(helper.make_node("Constant", [], [out], name=out,
+                                           value=numpy_helper.from_array(array, "")))
+        self._loose.add(out)
+        self.next_id += 1
+        return out
+
+    def unsqueeze(self, module: str, x: str) -> str:
+        """``Unsqueeze(x, axes=[0])`` of a shape scalar (the axes an input from opset 13 on),
+        with the unscoped axes Constant the export makes for a shape list."""
+        return self.emit("Unsqueeze", module, [x, self.loose_constant("Unsqueeze", [0])])
+
+    # ------------------------------------------------------------------ weights
+    def param(self, name: str, array: np.ndarray) -> str:
+        """A weight that keeps its ``state_dict`` name."""
+        self._params.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
+        return name
+
+    def created(self, consumer: str, array: np.ndarray, skip: int = 0) -> str:
+        """A weight the export creates after tracing (``onnx::<consumer>_<id>``); ids are
+        handed out in :meth:`model` in the order of creation, ``skip`` values before it."""
+        name = f"@{len(self._pending)}"
+        self._pending.append((consumer, np.asarray(array, order="C"), skip))
+        return name
+
+    # ------------------------------------------------------------------ layers
+    def folded_conv(self, module: str, x: str, cin: int, cout: int, k: int, *, stride: int = 1,
+                    pad: int | None = None, group: int = 1, gain: float = 1.0) -> str:
+        """Conv + BatchNorm folded by the export (``onnx::Conv_<id>`` weight and bias);
+        ``module`` is the convolution's module path."""
+        pad = (k - 1) // 2 if pad is None else pad
+        w = self.he((cout, cin // group, k, k), cin // group * k * k) * np.float32(gain)
+        b = self.small((cout,), 0.1)
+        # ids after tracing: the folded conv's new output, its weight, its bias
+        ins = [x, self.created("Conv", w, skip=1), self.created("Conv", b)]
+        out = self.emit("Conv", module, ins, dilations=[1, 1], group=group, kernel_shape=[k, k],
+                        pads=[pad] * 4, strides=[stride, stride])
+        self.next_id += 1  # the BatchNorm's output, folded away
+        return out
+
+    def named_conv(self, module: str, x: str, cin: int, cout: int, k: int, *, stride: int = 1,
+                   pad: int | None = None, group: int = 1, bias: bool = True,
+                   gain: float = 1.0) -> str:
+        """A convolution with its ``state_dict`` weights (``<module>.weight``, ``.bias``)."""
+        pad = (k - 1) // 2 if pad is None else pad
+        w = self.he((cout, cin // group, k, k), cin // group * k * k) * np.float32(gain)
+        ins = [x, self.param(f"{module}.weight", w)]
+        if bias:
+            ins.append(self.param(f"{module}.bias", self.small((cout,), 0.1)))
+        return self.emit("Conv", module, ins, dilations=[1, 1], group=group, kernel_shape=[k, k],
+                         pads=[pad] * 4, strides=[stride, stride])
+
+    def batch_norm(self, module: str, x: str, c: int, eps: float = 1e-5) -> str:
+        """BatchNormalization with ``state_dict`` weights (a BN the export cannot fold)."""
+        ins = [x, self.param(f"{module}.weight", 1.0 + self.small((c,), 0.1)),
+               self.param(f"{module}.bias", self.small((c,), 0.1)),
+               self.param(f"{module}.running_mean", self.small((c,), 0.1)),
+               self.param(f"{module}.running_var",
+                          self.rng.uniform(0.5, 1.5, size=c).astype(np.float32))]
+        attrs: dict[str, Any] = {"epsilon": eps, "momentum": 0.9}
+        if self.opset >= 14:
+            attrs["training_mode"] = 0
+        return self.emit("BatchNormalization", module, ins, **attrs)
+
+    def fc(self, module: str, x: str, cin: int, cout: int, scale: float = 0.01) -> str:
+        """``nn.Linear`` on 2-D input: Gemm with the ``state_dict`` weight, ``transB=1``."""
+        w = self.param(f"{module}.weight", self.small((cout, cin), scale))
+        b = self.param(f"{module}.bias", self.small((cout,), 0.01))
+        return self.emit("Gemm", module, [x, w, b], alpha=1.0, beta=1.0, transB=1)
+
+    def linear(self, module: str, x: str, cin: int, cout: int, *, bias_param: str | None = None,
+               scale: float | None = None, created_skip: int = 0) -> str:
+        """``nn.Linear`` on 3-D or 4-D input: MatMul with the transposed weight (created by
+        the export, ``created_skip`` ids after the previous one) + ``Add(bias, ·)``."""
+        std = np.float32(np.sqrt(1.0 / cin)) if scale is None else np.float32(scale)
+        w = self.rng.standard_normal((cin, cout), dtype=np.float32) * std
+        bias = self.param(bias_param or f"{module}.bias", self.small((cout,), 0.01))
+        self.skip()  # the traced weight.t(), folded into the created weight
+        y = self.emit("MatMul", module, [x, self.created("MatMul", w, created_skip)])
+        return self.emit("Add", module, [bias, y])
+
+    def gelu(self, module: str, x: str) -> str:
+        """``nn.GELU()`` (exact): ``x * (erf(x / sqrt 2) + 1) * 0.5`` with scalar Constants."""
+        y = self.emit("Div", module, [x, self.constant(module, np.sqrt(2.0), np.float32)])
+        y = self.emit("Erf", module, [y])
+        y = self.emit("Add", module, [y, self.constant(module, 1.0, np.float32)])
+        y = self.emit("Mul", module, [x, y])
+        return self.emit("Mul", module, [y, self.constant(module, 0.5, np.float32)])
+
+    def layer_norm(self, module: str, x: str, c: int, eps: float = 1e-6, *,
+                   params: str | None = None) -> str:
+        """LayerNorm over the last axis: one LayerNormalization from opset 17, else the
+        opset-13 decomposition (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add).
+        ``params`` names the module holding the weights (default ``module``)."""
+        p = params or module
+        w = self.param(f"{p}.weight", 1.0 + self.small((c,), 0.1))
+        b = self.param(f"{p}.bias", self.small((c,), 0.1))
+        if self.opset >= 17:
+            return self.emit("LayerNormalization", module, [x, w, b], axis=-1, epsilon=eps)
+        mean = self.emit("ReduceMean", module, [x], axes=[-1])
+        d = self.emit("Sub", module, [x, mean])
+        sq = self.emit("Pow", module, [d, self.constant(module, 2.0, np.float32)])
+        var = self.emit("ReduceMean", module, [sq], axes=[-1])
+        var = self.emit("Add", module, [var, self.constant(module, eps, np.float32)])
+        y = self.emit("Div", module, [d, self.emit("Sqrt", module, [var])])
+        y = self.emit("Mul", module, [y, w])
+        return self.emit("Add", module, [y, b])
+
+    # ------------------------------------------------------------------ model
+    def model(self, outputs: Sequence[tuple[str, Sequence[int]]], *, doc: str,
+              graph_name: str | None = "main_graph", producer: str = PRODUCER,
+              created_gap: int = 0) -> onnx.ModelProto:
+        """The finished model at :attr:`opset`, as the exporter lays it out.
+
+        The single output is renamed ``output``; created weights get ids from the last
+        traced value on (``created_gap`` more values in between); initializers are the
+        ``state_dict`` ones in order, then the created ones; loose nodes are numbered.
+        """
+        ((last, dims),) = outputs
+        rename = {last: "output"}
+        next_id = self.next_id + created_gap
+        for i, (consumer, array, skip) in enumerate(self._pending):
+            next_id += skip
+            rename[f"@{i}"] = f"onnx::{consumer}_{next_id}"
+            self._created.append(numpy_helper.from_array(array, rename[f"@{i}"]))
+            next_id += 1
+        n_const = sum(n.op_type == "Constant" for n in self.nodes)
+        for pos, n in enumerate(self.nodes):
+            for j, t in enumerate(n.input):
+                if t in rename:
+                    n.input[j] = rename[t]
+            for j, t in enumerate(n.output):
+                if t in rename:
+                    n.output[j] = rename[t]
+            if n.name in self._loose:
+                n.name = f"{n.op_type}_{pos + n_const}"
+        out = helper.make_tensor_value_info("output", TensorProto.FLOAT, [self.batch, *dims])
+        graph = helper.make_graph(self.nodes, graph_name or self.name, self.inputs, [out],
+                                  initializer=[*self._params, *self._created])
+        opsets = [helper.make_opsetid("", self.opset)]
+        return helper.make_model(graph, opset_imports=opsets, producer_name=producer,
+                                 ir_version=helper.find_min_ir_version_for(opsets), doc_string=doc)
+
+
+def make_divisible(v: float, divisor: int = 8) -> int:
+    """torchvision's ``_make_divisible``: ``v`` rounded to a multiple of ``divisor``, never
+    more than 10 % below ``v``.
+
+    >>> make_divisible(240 // 4), make_divisible(72 // 4), make_divisible(10)
+    (64, 24, 16)
+    """
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+DYNAMO_IR_VERSION = 10
+"""The IR version the dynamo exporter writes (torch 2.13)."""
+
+
+class DynamoBuilder(Builder):
+    """A builder that names things as ``torch.onnx.export(..., dynamo=True)`` does (torch
+    2.13 with onnxscript 0.7; opset 18 is the lowest it writes correctly).
+
+    Nodes translated one-to-one from an FX node are ``node_<fx name>`` with the FX name as
+    their output (``node_relu_3`` -> ``relu_3``); FX names count per base name (``relu``,
+    ``relu_1``, ...). Nodes that the exporter's optimizer rewrote are ``node_<OpType>_<n>``
+    with a counter the caller keeps. Weights keep their ``state_dict`` names (a conv with
+    BatchNorm fused in adds ``<conv>.weight_bias``); constants are ``val_<n>``. The
+    exporter also writes value_info and per-node metadata (scopes, stack traces); those
+    are left out.
+    """
+
+    def __init__(self, name: str, seed: int, batch: int | None, *, opset: int = 18,
+                 batch_name: str = EXPORT_BATCH) -> None:
+        super().__init__(name, seed, batch, batch_name)
+        self.opset = opset
+        self._fx: dict[str, int] = {}
+        self.params: list[onnx.TensorProto] = []
+        """Initializers in file order (the caller appends them in the exporter's order)."""
+
+    def fx(self, base: str, count: int = 1) -> str:
+        """The next FX name for ``base`` (``relu``, ``relu_1``, ...); ``count`` names are
+        used up (a BatchNorm's three ``getitem`` outputs)."""
+        k = self._fx.get(base, 0)
+        self._fx[base] = k + count
+        return base if k == 0 else f"{base}_{k}"
+
+    def emit_named(self, op: str, name: str, inputs: Sequence[str], outputs: Sequence[str],
+                   **attrs: Any) -> str:
+        """A node with an explicit name and outputs; returns the first output."""
+        self.nodes.append(helper.make_node(op, list(inputs), list(outputs), name=name, **attrs))
+        return outputs[0]
+
+    def param(self, name: str, array: np.ndarray) -> str:
+        """An initializer, appended in call order."""
+        self.params.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
+        return name
+
+    def model(self, outputs: Sequence[tuple[str, Sequence[int]]], *, doc: str,
+              graph_name: str | None = "main_graph", producer: str = PRODUCER) -> onnx.ModelProto:
+        """The finished model at :attr:`opset`, IR version 10 as the exporter writes, with
+        the initializers in :attr:`params` order."""
+        outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [self.batch, *d])
+                for n, d in outputs]
+        graph = helper.make_graph(self.nodes, graph_name or self.name, self.inputs, outs,
+                                  initializer=self.params)
+        opsets = [helper.make_opsetid("", self.opset)]
+        return helper.make_model(graph, opset_imports=opsets, producer_name=producer,
+                                 ir_version=DYNAMO_IR_VERSION, doc_string=doc)
