@@ -76,8 +76,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fusionlab.zoo import mobilenet
 from fusionlab.zoo._builder import OPSET, PRODUCER, Builder
+from fusionlab.zoo.mobilenet import CONFIG as MOBILENET_CONFIG
 
 INT8_BOUND = 127
 """Symmetric int8: scale = amax / 127, zero point 0 (pytorch-quantization's full range
@@ -295,7 +295,7 @@ def mobilenetv2_qdq(batch: int | None = None) -> onnx.ModelProto:
     x = b.input("input", 3, 224, 224)
     x = _conv_bn(b, "features.0", x, 3, 32, 3, 2, 1, relu6=True)
     cin, index = 32, 1
-    for t, c, n, s in mobilenet.CONFIG:
+    for t, c, n, s in MOBILENET_CONFIG:
         for i in range(n):
             stride = s if i == 0 else 1
             hidden = cin * t
