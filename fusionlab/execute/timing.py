@@ -241,6 +241,58 @@ def count_launches(infer: Callable[[], object]) -> int:
         return sum(1 for e in prof.events() if _on_gpu(e))
 
 
+def gpu_kernels(infer: Callable[[], object]) -> list[tuple[str, float]]:
+    """``(name, GPU microseconds)`` of every kernel, memcpy and memset of one call of
+    ``infer``, in the order the GPU started them (``torch.profiler``, after one warm-up call)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    infer()
+    torch.cuda.synchronize()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            infer()
+            torch.cuda.synchronize()
+        events = sorted((e for e in prof.events() if _on_gpu(e)),
+                        key=lambda e: e.time_range.start)
+        return [(str(e.name), float(e.time_range.elapsed_us())) for e in events]
+
+
+def step_kernels(program: Program, feeds: Mapping[str, Tensor]) -> list[list[tuple[str, float]]]:
+    """For each step, ``(name, GPU microseconds)`` of the kernels it launched in one eager run.
+
+    Attribution as :func:`count_kernels`: the kernels of the CPU ops that start inside the
+    step's ``record_function`` range.
+    """
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    program.run(feeds)
+    torch.cuda.synchronize()
+    env = program.start(feeds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for i in range(len(program.steps)):
+                with record_function(f"fusionlab.step.{i}"):
+                    program.step(i, env)
+            torch.cuda.synchronize()
+        events = list(prof.events())
+    ranges = sorted(
+        (e.time_range.start, e.time_range.end, int(e.name.rsplit(".", 1)[1]))
+        for e in events if e.device_type.name == "CPU" and e.name.startswith("fusionlab.step.")
+    )
+    per_step: list[list[tuple[str, float]]] = [[] for _ in program.steps]
+    for e in events:
+        if e.device_type.name != "CPU" or not e.kernels or getattr(e, "is_legacy", False):
+            continue
+        at = e.time_range.start
+        owner = next((i for a, b, i in ranges if a <= at <= b), None)
+        if owner is not None:
+            per_step[owner] += [(str(k.name), float(k.duration)) for k in e.kernels
+                                if not k.name.startswith("fusionlab.")]
+    return per_step
+
+
 def count_kernels(program: Program, feeds: Mapping[str, Tensor]) -> KernelCount:
     """GPU kernels, memcpys and memsets of one eager run, per step (``torch.profiler``).
 
