@@ -231,67 +231,94 @@ def interleaved_graph_medians(variants: dict[str, Callable[[], object]], rounds:
 # Kernel classification and attribution
 
 
+AUXILIARY = ("tonhwc", "tonchw", "flip_filter", "fft2d_r2c", "fft2d_c2r", "kern_precompute",
+             "addpadding", "memset", "memcpy", "splitk", "reduce_kernel", "offsets")
+"""Name parts of the helper kernels a library runs around a convolution (layout transforms,
+FFT transforms, index precomputation, split-K reductions)."""
+
+
 def kernel_kind(name: str) -> str:
-    """A kernel's kind from its name: conv, gemm, pool, pointwise, copy, other."""
+    """A kernel's kind from its name: conv, gemm, pool, pointwise, layout, aux, other."""
     low = name.lower()
-    if low.startswith("memcpy") or low.startswith("memset") or "copy" in low:
-        return "copy"
-    if any(k in low for k in ("tonhwc", "tonchw", "transpose", "reorder", "convert")):
+    if any(k in low for k in ("tonhwc", "tonchw")):
         return "layout"
-    if low.startswith("triton") or "_fused_" in low:
-        if "pool" in low:
-            return "pool"
-        return "pointwise"
+    if any(k in low for k in AUXILIARY):
+        return "aux"
+    if low.startswith("triton"):
+        if "convolution" in low or "addmm" in low or "mm" in low.split("_"):
+            return "epilogue"
+        return "pool" if "pool" in low or "mean" in low else "pointwise"
     if "pool" in low:
         return "pool"
-    if "gemm" in low and "fprop" not in low and "conv" not in low:
-        return "gemm"
-    if any(k in low for k in ("conv", "fprop", "xmma", "implicit", "cudnn", "winograd", "cutlass")):
-        return "conv"
-    if any(k in low for k in ("elementwise", "vectorized", "unrolled", "reduce")):
+    if "elementwise" in low or "vectorized" in low or "copy" in low:
         return "pointwise"
+    if any(k in low for k in ("fprop", "conv", "implicit", "xmma", "cutlass", "nvjet", "gemm",
+                              "sgemm", "winograd")):
+        return "conv"
     return "other"
+
+
+def attribute_compile_kernels(graph: Graph, kernels: Sequence[tuple[str, float]]
+                              ) -> tuple[dict[str, list[tuple[str, float]]], str]:
+    """torch.compile's kernels per ONNX node, by the structure of inductor's code.
+
+    Inductor runs each convolution as an external cuDNN call without its bias and then one
+    Triton kernel (``triton_*_fused_*convolution*``) with the bias and what follows (BN,
+    ReLU, a residual Add, a Concat slot, sometimes a pooling too). So the library kernels
+    since the previous such Triton kernel (the convolution and its helpers) plus that Triton
+    kernel belong to the next Conv nodes in graph order: as many as there were main
+    convolution kernels (two convolutions feeding one residual Add share one epilogue).
+    Triton pooling kernels go to the next pooling node; what is left at the end (the
+    classifier's matrix product) to the graph's Gemm/MatMul nodes. Returns the attribution
+    and a note saying whether every Conv node got exactly one main kernel.
+    """
+    convs = [n for n in graph.order if graph.node(n).op == "Conv"]
+    pools = [n for n in graph.order if graph.node(n).op in ("MaxPool", "AveragePool",
+                                                            "GlobalAveragePool")]
+    tail = [n for n in graph.order if graph.node(n).op in ("Gemm", "MatMul")] or graph.order[-1:]
+    per: dict[str, list[tuple[str, float]]] = {}
+    ci = pi = 0
+    pending: list[tuple[str, float]] = []
+    exact = True
+    for name, us in kernels:
+        kind = kernel_kind(name)
+        if kind == "epilogue":
+            mains = [i for i, (n, _) in enumerate(pending) if kernel_kind(n) == "conv"]
+            if not mains:  # an epilogue with no library kernel before it: the classifier's
+                per.setdefault(tail[0], []).extend([*pending, (name, us)])
+                pending = []
+                continue
+            cut = 0
+            for m, i in enumerate(mains):
+                last = m == len(mains) - 1
+                group = [*pending[cut:], (name, us)] if last else pending[cut:i + 1]
+                cut = i + 1
+                if ci < len(convs):
+                    per.setdefault(convs[ci], []).extend(group)
+                    ci += 1
+                else:
+                    exact = False
+                    per.setdefault(tail[0], []).extend(group)
+            pending = []
+        elif kind in ("pool", "pointwise") and name.lower().startswith("triton"):
+            if pi < len(pools) and kind == "pool":
+                per.setdefault(pools[pi], []).append((name, us))
+                pi += 1
+            else:
+                per.setdefault(convs[ci - 1] if ci else tail[0], []).append((name, us))
+        else:
+            pending.append((name, us))
+    if pending:
+        per.setdefault(tail[0], []).extend(pending)
+    exact = exact and ci == len(convs)
+    note = ("every Conv node matched one convolution kernel and its epilogue" if exact
+            else f"approximate: {ci} convolution groups for {len(convs)} Conv nodes")
+    return per, note
 
 
 def _short(name: str, width: int = 60) -> str:
     name = name if len(name) <= width else name[:width - 3] + "..."
     return name.replace("|", "\\|")
-
-
-def attribute_compile_kernels(graph: Graph, kernels: Sequence[tuple[str, float]]
-                              ) -> tuple[dict[str, list[tuple[str, float]]], str]:
-    """torch.compile's kernels per ONNX node, by order (see the module docstring).
-
-    Returns the attribution and a note saying whether it is exact (as many convolution
-    kernels as Conv nodes) or approximate.
-    """
-    convs = [n for n in graph.order if graph.node(n).op == "Conv"]
-    pools = [n for n in graph.order if graph.node(n).op in ("MaxPool", "AveragePool",
-                                                            "GlobalAveragePool")]
-    gemms = [n for n in graph.order if graph.node(n).op in ("Gemm", "MatMul")]
-    per: dict[str, list[tuple[str, float]]] = {}
-    ci = pi = gi = 0
-    last = convs[0] if convs else (graph.order[0] if graph.order else "")
-    main_convs = 0
-    for name, us in kernels:
-        kind = kernel_kind(name)
-        if kind == "conv":
-            main_convs += 1
-            if ci < len(convs):
-                last = convs[ci]
-                ci += 1
-            per.setdefault(last, []).append((name, us))
-        elif kind == "pool" and pi < len(pools):
-            per.setdefault(pools[pi], []).append((name, us))
-            pi += 1
-        elif kind == "gemm" and gi < len(gemms):
-            per.setdefault(gemms[gi], []).append((name, us))
-            gi += 1
-        else:
-            per.setdefault(last, []).append((name, us))
-    note = ("exact count: one convolution kernel per Conv node" if main_convs == len(convs)
-            else f"approximate: {main_convs} convolution kernels for {len(convs)} Conv nodes")
-    return per, note
 
 
 def layer_kind(path: str, name: str, kinds: Sequence[str]) -> str:
@@ -562,6 +589,37 @@ def _probe_one(precision: str, dtype: torch.dtype) -> dict[str, Any]:
     return r
 
 
+def launch_overhead() -> dict[str, float]:
+    """Host microseconds per eager call (no CUDA graph) of a Triton kernel and of PyTorch ops
+    of the same size (a 1x64x28x28 fp16 tensor): what launching from Python costs."""
+    from fusionlab.execute import triton_kernels as tk
+
+    x = torch.randn(1, 64, 28, 28, device="cuda", dtype=torch.float16).contiguous(
+        memory_format=torch.channels_last)
+    b = torch.randn(64, device="cuda", dtype=torch.float16)
+    out = torch.empty_like(x)
+    pooled = torch.empty(1, 64, 14, 14, device="cuda", dtype=torch.float16).contiguous(
+        memory_format=torch.channels_last)
+    calls: dict[str, Callable[[], object]] = {
+        "triton epilogue (bias+relu)": lambda: tk.epilogue(x, out, b, relu=True),
+        "triton max_pool 3x3/2": lambda: tk.max_pool(x, (3, 3), (2, 2), (1, 1), pooled),
+        "torch.relu": lambda: torch.relu(x),
+        "torch.add + relu_": lambda: torch.add(x, b[None, :, None, None]).relu_(),
+        "F.max_pool2d 3x3/2": lambda: torch.nn.functional.max_pool2d(x, 3, 2, 1),
+    }
+    found: dict[str, float] = {}
+    for name, fn in calls.items():
+        for _ in range(20):
+            fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(500):
+            fn()
+        found[name] = (time.perf_counter() - t0) / 500 * 1e6
+        torch.cuda.synchronize()
+    return found
+
+
 def from_json(paths: Sequence[Path], out: Path) -> int:
     """The Markdown tables again from saved ``results.json`` rows (no GPU needed)."""
     rows: list[dict[str, Any]] = []
@@ -613,8 +671,9 @@ def main() -> int:
     print(device, flush=True)
     t_start = time.perf_counter()
     if args.probe:
-        probe = probe_cudnn_out()
-        print(f"probe cudnn_convolution.out into a channel slice: {probe}", flush=True)
+        probe = {"cudnn_convolution.out": probe_cudnn_out(),
+                 "host us per eager call": launch_overhead()}
+        print(f"probe: {probe}", flush=True)
         if args.out is not None:
             (args.out / "probe.json").write_text(json.dumps(probe, indent=1) + "\n")
         return 0

@@ -33,6 +33,35 @@ Dropout, Flatten            it
 ==========================  ==============================================================
 
 Channels-last memory format throughout (4-D activations and convolution weights).
+
+**Tactics (CUDA with Triton, the default).** As TensorRT times several kernels per layer and
+keeps the fastest, convolution, merged-convolution and MaxPool layers get candidate
+realisations (:class:`~fusionlab.execute.program.Tactic`), timed on the GPU when the program
+is prepared (:mod:`fusionlab.execute.tactics`); the path says which one won and every
+candidate's time. The candidates (:func:`conv_cores`; kernels in
+:mod:`fusionlab.execute.triton_kernels`):
+
+==========================  ==============================================================
+layer                       candidates
+==========================  ==============================================================
+Conv (+ ReLU, + Add+ReLU)   the PyTorch realisation above (cuDNN fused call, or its
+                            fallback), its Concat copy done by ``copy_`` or a Triton copy;
+                            cuDNN without the bias, then one Triton epilogue (bias,
+                            residual, ReLU) writing the destination — a Concat slot
+                            directly; in NCHW (RGB stems, float32) with the epilogue
+                            changing the layout; 1x1 as a cuBLAS matrix product over the
+                            pixels, plain (then the epilogue) or with bias + ReLU in
+                            cuBLASLt's epilogue
+A || B || C (merged)        each core over the concatenated weights, then one Triton split
+                            epilogue that writes every member into its own destination (its
+                            Concat slot, or a dense tensor): no channel views, no copy
+                            layer (it becomes a no-op), no copy in the consumers
+MaxPool (2-D)               ``F.max_pool2d``, or a Triton kernel without the int64 index
+                            tensor, writing its destination (a Concat slot directly)
+==========================  ==============================================================
+
+``tactics=False`` (``--no-tactics``), the CPU, or no Triton: the realisations of the first
+table alone.
 This module imports torch.
 """
 
@@ -396,8 +425,9 @@ def conv_cores(spec: ConvSpec, env: Env, mode: str, step: Step | None) -> list[C
     - ``cudnn-fused`` (or its fallback): :class:`FusedConv`, everything applied;
     - ``cudnn``: ``torch.convolution`` without the bias (PyTorch adds a bias in a kernel of its
       own after cuDNN's; a Triton epilogue does it with the rest);
-    - ``cudnn-nchw`` (fewer than 8 input channels, e.g. an RGB stem): the convolution in NCHW,
-      whose output the epilogue turns into channels-last;
+    - ``cudnn-nchw`` (fewer than 8 input channels, e.g. an RGB stem, or float32, where cuDNN's
+      channels-last kernels are NCHW kernels between layout transforms): the convolution in
+      NCHW, whose output the epilogue turns into channels-last;
     - ``gemm`` / ``gemm-fused`` (1x1, stride 1, no padding, one group): the convolution as a
       matrix product over the channels-last pixels (cuBLAS); ``gemm-fused`` with the bias and
       ReLU in cuBLASLt's epilogue (``torch._addmm_activation``), when there is no residual.
@@ -413,7 +443,9 @@ def conv_cores(spec: ConvSpec, env: Env, mode: str, step: Step | None) -> list[C
         return convolution(x, w_cl, None, stride, begin, end, dil, groups)
 
     cores.append(Core("cudnn", plain, False, mode == "none", "torch.convolution (no bias)"))
-    if w.dim() == 4 and w.shape[1] < 8 and groups == 1:
+    # cuDNN runs IEEE float32 convolutions on channels-last tensors as NCHW kernels between two
+    # layout transforms: in NCHW the output transform folds into the epilogue
+    if w.dim() == 4 and groups == 1 and (w.shape[1] < 8 or env.dtype == torch.float32):
         w_nchw = w.contiguous()
 
         def nchw(x: Tensor, z: Tensor | None) -> Tensor:
@@ -939,7 +971,7 @@ class _Builder:
 
         tactics.append(Tactic(
             "views+copy", run_views, "; outputs are channel views, each copied into its slot "
-            "(Tensor.copy_)", _prefixed(head, lambda: legacy.how)))
+            "(Tensor.copy_)", _prefixed(head, lambda: legacy.how), fallback=True))
         return tactics
 
     def gemm_layer(self, nodes: Sequence[Node]) -> Realised | None:

@@ -45,6 +45,9 @@ class Tactic:
     describe: Callable[[], str] | None = None
     """Where the realisation is only known after running (a cuDNN fused call that may fall
     back): its description, put before :attr:`path`."""
+    fallback: bool = False
+    """Timed only when every other candidate failed (its cost lands partly in other layers,
+    which timing this layer alone would not see)."""
 
 
 @dataclass

@@ -39,15 +39,20 @@ sleeping longer than needed costs only time)."""
 
 
 def time_candidates(runs: Sequence[Callable[[Tensors], None]], env: Tensors, *,
-                    reps: int = REPS, rounds: int = ROUNDS) -> list[float | None]:
-    """Median GPU time per call (ms) of each candidate on ``env``; None for one that failed.
+                    reps: int = REPS, rounds: int = ROUNDS,
+                    skip: Sequence[bool] = ()) -> list[float | None]:
+    """Median GPU time per call (ms) of each candidate on ``env``; None for one that failed
+    (or that ``skip`` leaves out).
 
     Each call runs on a shallow copy of ``env`` (its outputs are dropped); the warm-up calls
     run on ``env`` itself, so buffers they allocate (Concat buffers) are there for the rest.
     """
     ok: list[bool] = []
     host_s = 0.0
-    for run in runs:
+    for k, run in enumerate(runs):
+        if k < len(skip) and skip[k]:
+            ok.append(False)
+            continue
         try:
             run(env)
             torch.cuda.synchronize()
@@ -93,14 +98,18 @@ def choose(step: Step, env: Tensors, device: torch.device) -> None:
     if device.type != "cuda" or len(cands) == 1:
         best = 0
     else:
-        times = time_candidates([c.run for c in cands], env)
+        times = time_candidates([c.run for c in cands], env, skip=[c.fallback for c in cands])
+        if all(t is None for t, c in zip(times, cands, strict=True) if not c.fallback):
+            times = time_candidates([c.run for c in cands], env,
+                                    skip=[not c.fallback for c in cands])
         timed = [(t, i) for i, t in enumerate(times) if t is not None]
         if not timed:
             best = 0  # every candidate failed: let the step's own run name the error
         else:
             best = min(timed)[1]
             step.tactic_ms = {cands[i].name: t for t, i in timed}
-            failed = [cands[i].name for i, t in enumerate(times) if t is None]
+            failed = [cands[i].name for i, t in enumerate(times)
+                      if t is None and not cands[i].fallback]
             table = ", ".join(f"{cands[i].name} {t * 1000:.1f} us" for t, i in timed)
             if failed:
                 table += "; failed: " + ", ".join(failed)
