@@ -27,9 +27,11 @@ the same random inputs (relative 2-norm error; limits fp32 1e-4, fp16 1e-2).
 Per-layer evidence (``--profile``): each layer of the fused plan with its CUDA-event median
 inside the CUDA graph (new and old realisation), the kernels it ran (torch.profiler names and
 GPU times) and the chosen tactic with every candidate's time; torch.compile's kernels in GPU
-order, attributed to ONNX nodes (the n-th convolution kernel to the n-th Conv, a Triton
-kernel to the convolution before it, a pooling kernel to the next pooling node); sums per
-layer kind. All variants use channels-last memory, cuDNN autotuning and, at fp32, IEEE
+order, attributed to ONNX nodes by the structure of inductor's code
+(:func:`attribute_compile_kernels`); sums per layer kind. ``--from-json`` writes the tables
+again from saved rows, without a GPU. ``--probe`` (a process of its own) checks whether cuDNN
+can write a Concat slot directly and measures the host cost of a Triton launch. All variants
+use channels-last memory, cuDNN autotuning and, at fp32, IEEE
 float32 (TF32 off, for the 1e-4 check).
 
 Run (GPU): python benchmarks/bench_execute.py --out DIR [--models ...] [--batches ...]
@@ -237,6 +239,9 @@ AUXILIARY = ("tonhwc", "tonchw", "flip_filter", "fft2d_r2c", "fft2d_c2r", "kern_
 FFT transforms, index precomputation, split-K reductions)."""
 
 
+FUSED_AWAY = "(none: computed in the previous convolution's epilogue kernel)"
+
+
 def kernel_kind(name: str) -> str:
     """A kernel's kind from its name: conv, gemm, pool, pointwise, layout, aux, other."""
     low = name.lower()
@@ -264,7 +269,9 @@ def attribute_compile_kernels(graph: Graph, kernels: Sequence[tuple[str, float]]
 
     Inductor runs each convolution as an external cuDNN call without its bias and then one
     Triton kernel (``triton_*_fused_*convolution*``) with the bias and what follows (BN,
-    ReLU, a residual Add, a Concat slot, sometimes a pooling too). So the library kernels
+    ReLU, a residual Add, a Concat slot, sometimes the pooling after it: then that pooling
+    node gets no kernel of its own, marked :data:`FUSED_AWAY`; a second Triton kernel over
+    the same output that pools goes to the pooling node). So the library kernels
     since the previous such Triton kernel (the convolution and its helpers) plus that Triton
     kernel belong to the next Conv nodes in graph order: as many as there were main
     convolution kernels (two convolutions feeding one residual Add share one epilogue).
@@ -284,8 +291,16 @@ def attribute_compile_kernels(graph: Graph, kernels: Sequence[tuple[str, float]]
         kind = kernel_kind(name)
         if kind == "epilogue":
             mains = [i for i, (n, _) in enumerate(pending) if kernel_kind(n) == "conv"]
-            if not mains:  # an epilogue with no library kernel before it: the classifier's
-                per.setdefault(tail[0], []).extend([*pending, (name, us)])
+            if not mains:  # a second Triton kernel over the same convolution's output
+                low = name.lower()
+                if ("pool" in low or "mean" in low) and pi < len(pools):
+                    owner = pools[pi]  # it recomputes the epilogue inline and pools
+                    pi += 1
+                elif "addmm" in low or not ci:
+                    owner = tail[0]
+                else:
+                    owner = convs[ci - 1]
+                per.setdefault(owner, []).extend([*pending, (name, us)])
                 pending = []
                 continue
             cut = 0
@@ -300,6 +315,11 @@ def attribute_compile_kernels(graph: Graph, kernels: Sequence[tuple[str, float]]
                     exact = False
                     per.setdefault(tail[0], []).extend(group)
             pending = []
+            low = name.lower()
+            if ("pool" in low or "mean" in low) and pi < len(pools):
+                # the epilogue computes the pooling too: that pooling node has no kernel
+                per.setdefault(pools[pi], []).append((FUSED_AWAY, 0.0))
+                pi += 1
         elif kind in ("pool", "pointwise") and name.lower().startswith("triton"):
             if pi < len(pools) and kind == "pool":
                 per.setdefault(pools[pi], []).append((name, us))
@@ -476,9 +496,10 @@ def layer_table(row: dict[str, Any]) -> str:
         f"{sum(len(L['kernels']) for L in pl['layers'])} kernels, before "
         f"{sum(us for L in pl['layers'] for _, us in L['old_kernels']) / 1000:.3f} ms in "
         f"{sum(len(L['old_kernels']) for L in pl['layers'])}, torch.compile "
-        f"{pl['compile_kernels_total_us'] / 1000:.3f} ms in {len(pl['compile_kernels'])}; the "
-        "rest of each end-to-end time is launch gaps. torch.compile kernels attributed to "
-        f"layers by order ({pl['attribution']}).",
+        f"{pl['compile_kernels_total_us'] / 1000:.3f} ms in {len(pl['compile_kernels'])} "
+        "(end to end minus this: the gaps between kernels in the graph, or less where the "
+        "eagerly profiled kernels ran longer). torch.compile's kernels attributed to layers by "
+        f"inductor's structure ({pl['attribution']}).",
         "",
         "Per layer kind (sums; layer columns are CUDA-event medians inside the CUDA graph, "
         "kernel columns GPU kernel time):",
@@ -492,7 +513,7 @@ def layer_table(row: dict[str, Any]) -> str:
         kinds.setdefault(L["kind"], []).append(L)
     for kind, ls in sorted(kinds.items()):
         def ksum(key: str, ls: list[dict[str, Any]] = ls) -> str:
-            ks = [k for L in ls for k in L[key]]
+            ks = [k for L in ls for k in L[key] if k[0] != FUSED_AWAY]
             return f"{sum(us for _, us in ks) / 1000:.3f} ({len(ks)})"
         lines.append(f"| {kind} | {len(ls)} | {sum(L['ms'] for L in ls):.3f} | "
                      f"{sum(L['old_ms'] or 0 for L in ls):.3f} | {ksum('kernels')} | "
