@@ -65,6 +65,9 @@ def register(sub: Any) -> None:
                    help="skip the fused-vs-unfused numerical check")
     p.add_argument("--no-compile", action="store_true",
                    help="run point-wise chains op by op instead of one torch.compile kernel")
+    p.add_argument("--no-tactics", action="store_true",
+                   help="no per-layer tactic timing and no Triton kernels: the PyTorch/cuDNN "
+                        "realisations alone (CUDA)")
     p.add_argument("--kernels", action="store_true",
                    help="count each layer's GPU kernels with torch.profiler (CUDA)")
     p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         cuda_graph=args.cuda_graph,
         seed=args.seed,
         compile_pointwise=not args.no_compile,
+        tactics=not args.no_tactics,
         check=not args.no_check,
         count_kernels=args.kernels,
     )

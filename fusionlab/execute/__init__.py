@@ -87,6 +87,9 @@ class ExecuteOptions:
     seed: int = 0
     compile_pointwise: bool = True
     """Point-wise chains as one ``torch.compile``-generated kernel (CUDA only)."""
+    tactics: bool = True
+    """Per-layer tactic selection among cuDNN, cuBLAS and Triton realisations, timed when the
+    program is prepared (CUDA with Triton only); off: the PyTorch/cuDNN realisations alone."""
     check: bool = True
     count_kernels: bool = False
     """Count each layer's GPU kernels with ``torch.profiler`` (CUDA only)."""
@@ -184,6 +187,7 @@ def build(
     precision: str = "fp32",
     seed: int = 0,
     compile_pointwise: bool = True,
+    tactics: bool = True,
 ) -> Programs:
     """Build the unfused program and (given a plan) the fused one, plus random inputs."""
     torch = require_torch()
@@ -198,7 +202,8 @@ def build(
     dtype = DTYPES[precision]
     env, folded = make_env(graph, dev, dtype)
     unfused = unfused_program(graph, env, folded)
-    fused = (fused_program(graph, plan, env, folded, compile_pointwise=compile_pointwise)
+    fused = (fused_program(graph, plan, env, folded, compile_pointwise=compile_pointwise,
+                           tactics=tactics)
              if plan is not None else None)
     feeds = random_inputs(graph, dev, dtype, seed)
     return Programs(unfused, fused, feeds, device_name)
@@ -220,6 +225,8 @@ def _method(torch: Any, program: Program, options: ExecuteOptions, graph: Graph,
         "memory format": "channels_last",
         "tf32": "off" if options.precision == "fp32" else "n/a",
         "cudnn.benchmark": "on",
+        "tactics": ("timed per layer (cuDNN / cuBLAS / Triton), fastest kept"
+                    if options.tactics and program.device.type == "cuda" else "off"),
         "torch": str(torch.__version__),
         "cudnn": str(cudnn) if cudnn else "none",
     }
@@ -252,7 +259,8 @@ def execute(
     with backend_settings(options.precision):
         progs = programs or build(graph, plan, device=options.device,
                                   precision=options.precision, seed=options.seed,
-                                  compile_pointwise=options.compile_pointwise)
+                                  compile_pointwise=options.compile_pointwise,
+                                  tactics=options.tactics)
         program = progs.unfused if unfused else progs.fused
         assert program is not None
         for p in (progs.unfused, progs.fused):

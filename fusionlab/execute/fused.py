@@ -33,6 +33,35 @@ Dropout, Flatten            it
 ==========================  ==============================================================
 
 Channels-last memory format throughout (4-D activations and convolution weights).
+
+**Tactics (CUDA with Triton, the default).** As TensorRT times several kernels per layer and
+keeps the fastest, convolution, merged-convolution and MaxPool layers get candidate
+realisations (:class:`~fusionlab.execute.program.Tactic`), timed on the GPU when the program
+is prepared (:mod:`fusionlab.execute.tactics`); the path says which one won and every
+candidate's time. The candidates (:func:`conv_cores`; kernels in
+:mod:`fusionlab.execute.triton_kernels`):
+
+==========================  ==============================================================
+layer                       candidates
+==========================  ==============================================================
+Conv (+ ReLU, + Add+ReLU)   the PyTorch realisation above (cuDNN fused call, or its
+                            fallback), its Concat copy done by ``copy_`` or a Triton copy;
+                            cuDNN without the bias, then one Triton epilogue (bias,
+                            residual, ReLU) writing the destination — a Concat slot
+                            directly; in NCHW (RGB stems, float32) with the epilogue
+                            changing the layout; 1x1 as a cuBLAS matrix product over the
+                            pixels, plain (then the epilogue) or with bias + ReLU in
+                            cuBLASLt's epilogue
+A || B || C (merged)        each core over the concatenated weights, then one Triton split
+                            epilogue that writes every member into its own destination (its
+                            Concat slot, or a dense tensor): no channel views, no copy
+                            layer (it becomes a no-op), no copy in the consumers
+MaxPool (2-D)               ``F.max_pool2d``, or a Triton kernel without the int64 index
+                            tensor, writing its destination (a Concat slot directly)
+==========================  ==============================================================
+
+``tactics=False`` (``--no-tactics``), the CPU, or no Triton: the realisations of the first
+table alone.
 This module imports torch.
 """
 
@@ -40,7 +69,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -54,9 +84,9 @@ from fusionlab.execute.kernels import (
     convolution,
     make_kernel,
 )
-from fusionlab.execute.program import Program, Step, Tensors, to_device
+from fusionlab.execute.program import Program, Step, Tactic, Tensors, to_device
 from fusionlab.ir.graph import Graph, Node
-from fusionlab.plan import Layer, Plan
+from fusionlab.plan import How, Layer, Plan
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +128,9 @@ class Buffers:
     """Concat output -> (constant or graph input, slot) copied when the buffer is made."""
     device: torch.device
     dtype: torch.dtype
+    direct: set[tuple[str, str]] = field(default_factory=set)
+    """(tensor, concat output) pairs of :attr:`copied` whose producer writes the slot itself,
+    so that the plan's ``copy`` layer has nothing left to do."""
 
     def view(self, env: Tensors, slot: Slot) -> Tensor:
         """The slot as a view of its buffer (allocated on first use)."""
@@ -161,8 +194,8 @@ def _copy_target(graph: Graph, layer: Layer, concats: Mapping[str, Node]) -> tup
 
 def eliminated_concats(graph: Graph, plan: Plan, folded: frozenset[str]) -> dict[str, Node]:
     """The Concats the plan eliminates (constant ones, folded at load, left out)."""
-    return {n: graph.node(n) for n in plan.eliminated
-            if n in graph and n not in folded and graph.node(n).op == "Concat"}
+    return {n: graph.node(n) for n, gone in plan.eliminated.items()
+            if gone.how is How.CONCAT and n in graph and n not in folded}
 
 
 def plan_buffers(graph: Graph, plan: Plan, env: Env, inputs: Sequence[str],
@@ -343,6 +376,116 @@ class FusedConv:
 # Building one layer
 
 
+# ---------------------------------------------------------------------------------------
+# Tactics: the candidate kernels of a convolution (timed per layer when the program is prepared)
+
+
+def load_triton_kernels() -> ModuleType | None:
+    """:mod:`fusionlab.execute.triton_kernels`, or None where Triton cannot be imported."""
+    try:
+        from fusionlab.execute import triton_kernels
+    except Exception as exc:  # ImportError, or a broken Triton install raising anything
+        log.info("Triton kernels unavailable (%s: %s); PyTorch realisations only",
+                 type(exc).__name__, exc)
+        return None
+    return triton_kernels
+
+
+def use_triton(env: Env) -> bool:
+    """Whether this build may use the Triton kernels: CUDA only."""
+    return env.device.type == "cuda"
+
+
+def _channels_last(shape: Sequence[int], like: Tensor) -> Tensor:
+    return torch.empty(tuple(shape), dtype=like.dtype, device=like.device,
+                       memory_format=torch.channels_last)
+
+
+@dataclass(frozen=True)
+class Core:
+    """A convolution's main kernel, and which parts of the epilogue it applies itself.
+
+    ``fn(x, z)`` returns the convolution's output (``z``: the residual, or None). ``bias``:
+    the bias is in it; ``tail``: the residual Add and the ReLU are too (vacuously so for a
+    convolution without them). What it leaves out, a Triton epilogue applies.
+    """
+
+    name: str
+    fn: Callable[[Tensor, Tensor | None], Tensor]
+    bias: bool
+    tail: bool
+    how: str
+    describe: Callable[[], str] | None = None
+
+
+def conv_cores(spec: ConvSpec, env: Env, mode: str, step: Step | None) -> list[Core]:
+    """The kernels that can compute a convolution (with ``mode``'s epilogue), first the
+    PyTorch/cuDNN realisation of :class:`FusedConv`.
+
+    - ``cudnn-fused`` (or its fallback): :class:`FusedConv`, everything applied;
+    - ``cudnn``: ``torch.convolution`` without the bias (PyTorch adds a bias in a kernel of its
+      own after cuDNN's; a Triton epilogue does it with the rest);
+    - ``cudnn-nchw`` (fewer than 8 input channels, e.g. an RGB stem, or float32, where cuDNN's
+      channels-last kernels are NCHW kernels between layout transforms): the convolution in
+      NCHW, whose output the epilogue turns into channels-last;
+    - ``gemm`` / ``gemm-fused`` (1x1, stride 1, no padding, one group): the convolution as a
+      matrix product over the channels-last pixels (cuBLAS); ``gemm-fused`` with the bias and
+      ReLU in cuBLASLt's epilogue (``torch._addmm_activation``), when there is no residual.
+    """
+    legacy = FusedConv(spec, env, mode, step)
+    cores = [Core("cudnn-fused" if legacy.fused else "torch", lambda x, z: legacy(x, z),
+                  True, True, legacy.how, lambda: legacy.how)]
+    w_cl = legacy.w
+    w = w_cl.contiguous()
+    stride, begin, end, dil, groups = spec.stride, spec.begin, spec.end, spec.dilation, spec.groups
+
+    def plain(x: Tensor, z: Tensor | None) -> Tensor:
+        return convolution(x, w_cl, None, stride, begin, end, dil, groups)
+
+    cores.append(Core("cudnn", plain, False, mode == "none", "torch.convolution (no bias)"))
+    # cuDNN runs IEEE float32 convolutions on channels-last tensors as NCHW kernels between two
+    # layout transforms: in NCHW the output transform folds into the epilogue
+    if w.dim() == 4 and groups == 1 and (w.shape[1] < 8 or env.dtype == torch.float32):
+        w_nchw = w.contiguous()
+
+        def nchw(x: Tensor, z: Tensor | None) -> Tensor:
+            return convolution(x.contiguous(), w_nchw, None, stride, begin, end, dil, groups)
+
+        cores.append(Core("cudnn-nchw", nchw, False, mode == "none",
+                          "torch.convolution in NCHW (no bias; the input made contiguous)"))
+    pointwise = (w.dim() == 4 and tuple(w.shape[2:]) == (1, 1) and groups == 1
+                 and all(v == 1 for v in stride) and not any(begin) and not any(end))
+    if pointwise:
+        cout, cin = int(w.shape[0]), int(w.shape[1])
+        w2 = w.reshape(cout, cin).contiguous().t()
+        b = (legacy.b if legacy.b is not None
+             else torch.zeros(cout, dtype=env.dtype, device=env.device))
+
+        def rows(x: Tensor) -> Tensor:
+            return x.permute(0, 2, 3, 1).reshape(-1, cin)
+
+        def back(y: Tensor, x: Tensor) -> Tensor:
+            n, _, h, wd = x.shape
+            return y.view(n, h, wd, cout).permute(0, 3, 1, 2)
+
+        def gemm(x: Tensor, z: Tensor | None) -> Tensor:
+            return back(torch.mm(rows(x), w2), x)
+
+        cores.append(Core("gemm", gemm, False, mode == "none", "torch.mm over the pixels (1x1)"))
+        if mode in ("none", "relu"):
+            relu = mode == "relu"
+
+            def gemm_fused(x: Tensor, z: Tensor | None) -> Tensor:
+                if relu:
+                    return back(torch._addmm_activation(b, rows(x), w2), x)
+                return back(torch.addmm(b, rows(x), w2), x)
+
+            how = ("torch._addmm_activation over the pixels (1x1; bias + ReLU in cuBLASLt's "
+                   "epilogue)" if relu else "torch.addmm over the pixels (1x1, bias)")
+            cores.append(Core("gemm-fused", gemm_fused, True, True, how))
+    return cores
+
+
 @dataclass
 class Realised:
     """A layer's callable plus what it reads and writes and how it was realised."""
@@ -351,11 +494,15 @@ class Realised:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     path: str
+    tactics: list[Tactic] = field(default_factory=list)
+    """Candidate realisations (the first is :attr:`run`); one is chosen when prepared."""
 
 
 class _Builder:
     def __init__(self, graph: Graph, plan: Plan, env: Env, folded: frozenset[str],
-                 compile_pointwise: bool) -> None:
+                 compile_pointwise: bool, tactics: bool = True) -> None:
+        self.tk = load_triton_kernels() if tactics and use_triton(env) else None
+        """The Triton kernels, where this build uses them (else the PyTorch paths alone)."""
         self.graph = graph
         self.plan = plan
         self.env = env
@@ -559,10 +706,14 @@ class _Builder:
                     and self.graph.tensors[z_name].shape == self.graph.tensors[out].shape
                     and epilogue[0].inputs.count(out) == 1)
             mode = "add_relu" if same else "none"
-        fused = FusedConv(spec, self.env, mode, step)
         if x_name in self.views:
             notes.append(VIEW_INPUT.removeprefix("; "))
         suffix = f" ({'; '.join(notes)})" if notes else ""
+        if self.tk is not None and (mode != "none" or not epilogue):
+            final = epilogue[-1].outputs[0] if epilogue else out
+            tactics = self.conv_tactics(spec, mode, x_name, z_name, final, suffix, step)
+            return Realised(tactics[0].run, reads, writes, tactics[0].path, tactics)
+        fused = FusedConv(spec, self.env, mode, step)
         if mode != "none":
             final = epilogue[-1].outputs[0]
 
@@ -606,6 +757,62 @@ class _Builder:
             env.pop(out, None)
 
         return Realised(run_tail, reads, writes, f"{fused.how}{suffix}, then {tail.path}")
+
+    def conv_tactics(self, spec: ConvSpec, mode: str, x_name: str, z_name: str, final: str,
+                     suffix: str, step: Step) -> list[Tactic]:
+        """Every core (:func:`conv_cores`) with the epilogue it leaves out, into the layer's
+        destination (its Concat slot, or a fresh tensor): a Triton epilogue, or, where the core
+        applied everything, nothing (a dense destination) or a copy into the slot."""
+        tk = self.tk
+        assert tk is not None
+        bufs = self.bufs
+        slot = bufs.primary.get(final)
+        relu = mode != "none"
+        residual = mode == "add_relu"
+        layer_bias = self._bias(spec)
+        tactics: list[Tactic] = []
+        for core in conv_cores(spec, self.env, mode, step):
+            bias = None if core.bias else layer_bias
+            needs_epilogue = bias is not None or not core.tail or core.name == "cudnn-nchw"
+            variants = ["epilogue"] if needs_epilogue else (
+                ["store", "triton-copy"] if slot is not None else ["store"])
+            for how in variants:
+                def run(env: Tensors, core: Core = core, how: str = how,
+                        bias: Tensor | None = bias) -> None:
+                    z = env[z_name] if z_name else None
+                    y = core.fn(env[x_name], z)
+                    if how == "store":
+                        bufs.store(env, final, y)
+                        return
+                    dst = bufs.view(env, slot) if slot is not None else _channels_last(y.shape, y)
+                    if how == "triton-copy":
+                        tk.epilogue(y, dst)
+                    else:
+                        tk.epilogue(y, dst, bias, z if residual and not core.tail else None,
+                                    relu and not core.tail)
+                    bufs.store(env, final, dst)
+
+                name = core.name + {"store": "", "triton-copy": "+copy",
+                                    "epilogue": "+epilogue"}[how]
+                into = "its Concat slot" if slot is not None else "a channels-last tensor"
+                if how == "store":
+                    tail = suffix + (SINK_COPY if slot is not None else "")
+                elif how == "triton-copy":
+                    tail = f"{suffix}, then a Triton copy into {into}"
+                else:
+                    parts = [p for p, on in (("bias", bias is not None),
+                                             ("residual Add", residual and not core.tail),
+                                             ("ReLU", relu and not core.tail)) if on]
+                    what = " + ".join(parts) if parts else "layout change"
+                    tail = f"{suffix}, then one Triton epilogue ({what}) writing {into}"
+                describe = core.describe
+                tactics.append(Tactic(name, run, tail if describe else core.how + tail, describe))
+        return tactics
+
+    def _bias(self, spec: ConvSpec) -> Tensor | None:
+        if spec.b is None:
+            return None
+        return to_device(spec.b.astype(np.float32), self.env.device, self.env.dtype)
 
     def _single_epilogue(self, epilogue: Sequence[Node],
                          out: str) -> tuple[Kernel, str, tuple[str, ...]] | None:
@@ -661,13 +868,17 @@ class _Builder:
         spec = ConvSpec(w, b, specs[0].stride, specs[0].begin, specs[0].end, specs[0].dilation, 1)
         ops = [n.op for n in epis[0]]
         mode = "relu" if ops == ["Relu"] else "none"
-        fused = FusedConv(spec, self.env, mode, step)
-        tail = [] if mode == "relu" else [self.kernel(n) for n in epis[0]]
         finals = [e[-1].outputs[0] if e else o for e, o in zip(epis, outs, strict=True)]
         sizes = [s.w.shape[0] for s in specs]
         offsets = [sum(sizes[:i]) for i in range(len(sizes))]
         writes = self.external_writes(nodes)
         bufs = self.bufs
+        if self.tk is not None and ops in ([], ["Relu"]):
+            tactics = self.split_tactics(spec, mode, x_name, finals, sizes, step)
+            return Realised(tactics[0].run, self.external_reads(nodes), writes, tactics[0].path,
+                            tactics)
+        fused = FusedConv(spec, self.env, mode, step)
+        tail = [] if mode == "relu" else [self.kernel(n) for n in epis[0]]
         self.views.update(finals)
 
         def run(env: Tensors) -> None:
@@ -682,6 +893,86 @@ class _Builder:
                 f"({'+'.join(map(str, sizes))} = {sum(sizes)} channels; BatchNorm folded): "
                 f"{fused.how}{', then ' + tails if tails else ''}; outputs are channel views")
         return Realised(run, self.external_reads(nodes), writes, path)
+
+    def member_slot(self, t: str) -> Slot | None:
+        """The Concat slot a merged member writes itself: its own, or the one slot a ``copy``
+        layer would fill from it (that copy then has nothing to do)."""
+        bufs = self.bufs
+        if t in bufs.primary:
+            return bufs.primary[t]
+        pairs = [(src, concat) for (src, concat) in bufs.copied if src == t]
+        if len(pairs) == 1 and len(bufs.copied[pairs[0]]) == 1:
+            bufs.direct.add(pairs[0])
+            return bufs.copied[pairs[0]][0]
+        return None
+
+    def split_tactics(self, spec: ConvSpec, mode: str, x_name: str, finals: Sequence[str],
+                      sizes: Sequence[int], step: Step) -> list[Tactic]:
+        """A merged layer: each core over the wide weights, then one Triton split epilogue that
+        writes every member (with what the core left out: bias, ReLU) into its destination."""
+        tk = self.tk
+        assert tk is not None
+        bufs = self.bufs
+        slots = [self.member_slot(t) for t in finals]
+        relu = mode == "relu"
+        wide_bias = self._bias(spec)
+        groups = [list(range(i, min(i + tk.MAX_SPLIT, len(finals))))
+                  for i in range(0, len(finals), tk.MAX_SPLIT)]
+        offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        where = ", ".join(
+            f"{t!r} -> " + (f"slot [{sl.offset}:{sl.offset + sl.size}] of {sl.concat!r}" if sl
+                            else "a dense tensor")
+            for t, sl in zip(finals, slots, strict=True))
+        head = (f"one convolution over {len(finals)} members' concatenated weights "
+                f"({'+'.join(map(str, sizes))} = {sum(sizes)} channels; BatchNorm folded): ")
+        tactics: list[Tactic] = []
+        for core in conv_cores(spec, self.env, mode, step):
+            if core.name == "cudnn-nchw":
+                continue
+            bias = None if core.bias else wide_bias
+
+            def run(env: Tensors, core: Core = core, bias: Tensor | None = bias) -> None:
+                y = core.fn(env[x_name], None)
+                outs = [bufs.view(env, sl) if sl is not None
+                        else _channels_last((y.shape[0], sizes[k], *y.shape[2:]), y)
+                        for k, sl in enumerate(slots)]
+                for group in groups:
+                    first, last = group[0], group[-1]
+                    width = offsets[last] + sizes[last] - offsets[first]
+                    tk.split_epilogue(
+                        y.narrow(1, offsets[first], width), [outs[k] for k in group],
+                        None if bias is None else bias.narrow(0, offsets[first], width),
+                        relu and not core.tail)
+                for t, o in zip(finals, outs, strict=True):
+                    bufs.store(env, t, o)
+
+            applied = [p for p, on in (("bias", bias is not None), ("ReLU", relu and not core.tail))
+                       if on]
+            tail = (f"; one Triton split epilogue{' (' + ' + '.join(applied) + ')' if applied else ''}"
+                    f" writes each member into its destination ({where})")
+            if core.describe is not None:
+                tactics.append(Tactic(core.name + "+split", run, tail,
+                                      _prefixed(head, core.describe)))
+            else:
+                tactics.append(Tactic(core.name + "+split", run, head + core.how + tail))
+        # a safety net without the split kernel: the members as channel views of the wide
+        # output, each copied (Tensor.copy_) into the slot it has
+        legacy = FusedConv(spec, self.env, mode, step)
+
+        def run_views(env: Tensors) -> None:
+            y = legacy(env[x_name])
+            for t, sl, off, size in zip(finals, slots, offsets, sizes, strict=True):
+                view = y.narrow(1, off, size)
+                if sl is not None:
+                    dst = bufs.view(env, sl)
+                    dst.copy_(view)
+                    view = dst
+                bufs.store(env, t, view)
+
+        tactics.append(Tactic(
+            "views+copy", run_views, "; outputs are channel views, each copied into its slot "
+            "(Tensor.copy_)", _prefixed(head, lambda: legacy.how), fallback=True))
+        return tactics
 
     def gemm_layer(self, nodes: Sequence[Node]) -> Realised | None:
         """A fully connected layer with a BatchNormalization folded into it."""
@@ -736,11 +1027,53 @@ class _Builder:
             found = self.conv_layer(nodes, step)
         elif nodes[0].op == "Gemm":
             found = self.gemm_layer(nodes)
+        elif len(nodes) == 1 and nodes[0].op == "MaxPool":
+            found = self.pool_layer(nodes[0])
         elif len(nodes) > 1 and all(
             n.op in POINTWISE_OPS or n.op == "BatchNormalization" for n in nodes
         ):
             found = self.pointwise_chain(nodes)
         return found if found is not None else self.sequential(nodes)
+
+    def pool_layer(self, node: Node) -> Realised | None:
+        """A 2-D MaxPool: ``F.max_pool2d``, or the Triton kernel writing its destination."""
+        tk = self.tk
+        a = node.attrs
+        if (tk is None or "kernel_shape" not in a or len(a["kernel_shape"]) != 2
+                or len([t for t in node.outputs if t]) != 1
+                or any(int(v) != 1 for v in a.get("dilations", [1, 1]))):
+            return None
+        auto = a.get("auto_pad", "NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "VALID"):
+            return None
+        kernel = [int(v) for v in a["kernel_shape"]]
+        stride = [int(v) for v in a.get("strides", [1, 1])]
+        pads = [0] * 4 if auto == "VALID" else [int(v) for v in a.get("pads", [0] * 4)]
+        begin, end = pads[:2], pads[2:]
+        ceil = bool(a.get("ceil_mode", 0))
+        legacy = self.sequential([node])
+        x_name, out = node.inputs[0], node.outputs[0]
+        bufs = self.bufs
+        slot = bufs.primary.get(out)
+
+        def run(env: Tensors) -> None:
+            x = env[x_name]
+            if x.dim() != 4 or x.stride(1) != 1:
+                x = x.contiguous(memory_format=torch.channels_last)
+            n, c, h, w = x.shape
+            shape = (n, c, *(tk.pool_output_size(size, k, st, b, e, ceil) for size, k, st, b, e
+                             in zip((h, w), kernel, stride, begin, end, strict=True)))
+            dst = bufs.view(env, slot) if slot is not None else _channels_last(shape, x)
+            tk.max_pool(x, kernel, stride, begin, dst)
+            bufs.store(env, out, dst)
+
+        into = "into its Concat slot" if slot is not None else "a channels-last output"
+        path = (f"Triton max pooling ({kernel[0]}x{kernel[1]}, stride {stride[0]}, no index "
+                f"tensor) writing {into}")
+        return Realised(legacy.run, legacy.reads, legacy.writes, legacy.path,
+                        [Tactic("torch", legacy.run, legacy.path),
+                         Tactic("triton-maxpool", run, path)])
 
     def copy_layer(self, layer: Layer) -> Realised:
         target = _copy_target(self.graph, layer, self.concats)
@@ -751,6 +1084,10 @@ class _Builder:
                 why = f"{layer.kind or 'a layer'} inserted by the engine, nothing to do in PyTorch"
             return Realised(lambda env: None, (), (), f"no-op ({why})")
         src, concat = target
+        if target in self.bufs.direct:
+            return Realised(lambda env: None, (), (),
+                            f"no-op (the merged layer's split epilogue wrote {src!r} into its "
+                            f"slot of {concat!r} itself)")
         slots = self.bufs.copied[target]
         bufs = self.bufs
 
@@ -801,11 +1138,17 @@ def check_plan(graph: Graph, plan: Plan, folded: frozenset[str]) -> None:
 
 
 def fused_program(
-    graph: Graph, plan: Plan, env: Env, folded: frozenset[str], *, compile_pointwise: bool = True
+    graph: Graph, plan: Plan, env: Env, folded: frozenset[str], *, compile_pointwise: bool = True,
+    tactics: bool = True,
 ) -> Program:
-    """The plan's layers as steps (see the module docstring for each realisation)."""
+    """The plan's layers as steps (see the module docstring for each realisation).
+
+    ``tactics``: on CUDA with Triton, give layers their candidate realisations (Triton
+    kernels among them), to be timed when the program is prepared; off, the PyTorch/cuDNN
+    realisations alone.
+    """
     check_plan(graph, plan, folded)
-    builder = _Builder(graph, plan, env, folded, compile_pointwise)
+    builder = _Builder(graph, plan, env, folded, compile_pointwise, tactics)
     pre_of = _eliminated_pre(graph, plan, folded, frozenset(builder.concats))
     scheduled: set[str] = set()
     steps: list[Step] = []
@@ -848,9 +1191,14 @@ def fused_program(
                 (*head.reads, *(t for t in realised.reads if t not in head.writes))))
             writes = (*head.writes, *realised.writes)
             names = ", ".join(n.name for n in pre)
-            path = f"{realised.path} (after eliminated {names}: {head.path})"
+            after = f" (after eliminated {names}: {head.path})"
+            path = realised.path + after
+            step.tactics = [
+                Tactic(t.name, _after(head.run, t.run), t.path + after, t.describe)
+                for t in realised.tactics]
         else:
             run, reads, writes, path = realised.run, realised.reads, realised.writes, realised.path
+            step.tactics = list(realised.tactics)
         step.run, step.reads, step.writes, step.path = run, reads, writes, path
         steps.append(step)
     leftover = pre_nodes([t.name for t in graph.outputs])
@@ -863,6 +1211,19 @@ def fused_program(
     label = f"fused ({source}{', ' + plan.target if plan.target else ''})"
     return Program(label, steps, builder.inputs, tuple(t.name for t in graph.outputs),
                    env.constants, env.device, env.dtype)
+
+
+def _prefixed(text: str, describe: Callable[[], str]) -> Callable[[], str]:
+    return lambda: text + describe()
+
+
+def _after(head: Callable[[Tensors], None],
+           body: Callable[[Tensors], None]) -> Callable[[Tensors], None]:
+    def both(env: Tensors) -> None:
+        head(env)
+        body(env)
+
+    return both
 
 
 def _check_order(graph: Graph, steps: Sequence[Step], env: Env, bufs: Buffers) -> None:

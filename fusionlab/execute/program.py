@@ -34,6 +34,23 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 
 @dataclass
+class Tactic:
+    """One way to realise a layer (as TensorRT has several tactics per layer)."""
+
+    name: str
+    """Short label, e.g. ``cudnn-fused+copy`` or ``conv+triton-epilogue``."""
+    run: Callable[[Tensors], None]
+    path: str
+    """What :attr:`Step.path` says when this tactic is chosen."""
+    describe: Callable[[], str] | None = None
+    """Where the realisation is only known after running (a cuDNN fused call that may fall
+    back): its description, put before :attr:`path`."""
+    fallback: bool = False
+    """Timed only when every other candidate failed (its cost lands partly in other layers,
+    which timing this layer alone would not see)."""
+
+
+@dataclass
 class Step:
     """One timed unit: an engine layer (fused) or an ONNX node (unfused)."""
 
@@ -47,6 +64,10 @@ class Step:
     path: str
     """How it was realised (the PyTorch/cuDNN calls); updated if a fused kernel falls back."""
     notes: list[str] = field(default_factory=list)
+    tactics: list[Tactic] = field(default_factory=list)
+    """Candidate realisations; :meth:`Program.prepare` keeps the fastest (CUDA) or the first."""
+    tactic_ms: dict[str, float] = field(default_factory=dict)
+    """Each timed candidate's median time per call (ms), once chosen."""
 
 
 @dataclass
@@ -91,10 +112,18 @@ class Program:
         return env if keep else self.finish(env)
 
     def prepare(self, feeds: Mapping[str, Tensor]) -> None:
-        """A first run that names the step when PyTorch fails (kernels are probed here)."""
+        """A first run that names the step when PyTorch fails (kernels are probed here).
+
+        A step with several tactics gets one here, on the live tensors of this run: on CUDA
+        the fastest by timing (:func:`fusionlab.execute.tactics.choose`), on the CPU the first.
+        """
+        from fusionlab.execute.tactics import choose
+
         env = self.start(feeds)
         for i, step in enumerate(self.steps):
             try:
+                if step.tactics:
+                    choose(step, env, self.device)
                 self.step(i, env)
             except FusionlabError:
                 raise

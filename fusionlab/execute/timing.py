@@ -11,7 +11,7 @@
   are no host-device copies: H2D and D2H are zero, as with ``--noDataTransfers``).
 - On the CPU both use ``time.perf_counter`` around the same regions.
 - **Kernels**: one eager run under ``torch.profiler``; every kernel, memcpy and memset the
-  GPU ran, attributed to the step that launched it.
+  GPU ran, attributed to the step during which it ran (each step synchronizes in that run).
 
 This module imports torch.
 """
@@ -240,11 +240,29 @@ def count_launches(infer: Callable[[], object]) -> int:
         return sum(1 for e in prof.events() if _on_gpu(e))
 
 
-def count_kernels(program: Program, feeds: Mapping[str, Tensor]) -> KernelCount:
-    """GPU kernels, memcpys and memsets of one eager run, per step (``torch.profiler``).
+def gpu_kernels(infer: Callable[[], object]) -> list[tuple[str, float]]:
+    """``(name, GPU microseconds)`` of every kernel, memcpy and memset of one call of
+    ``infer``, in the order the GPU started them (``torch.profiler``, after one warm-up call)."""
+    from torch.profiler import ProfilerActivity, profile
 
-    The profiler links each GPU activity to the CPU op that launched it (``kernels`` of
-    that op's event); a step owns the kernels of the CPU ops that start inside its range.
+    infer()
+    torch.cuda.synchronize()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            infer()
+            torch.cuda.synchronize()
+        events = sorted((e for e in prof.events() if _on_gpu(e)),
+                        key=lambda e: e.time_range.start)
+        return [(str(e.name), float(e.time_range.elapsed_us())) for e in events]
+
+
+def step_kernels(program: Program, feeds: Mapping[str, Tensor]) -> list[list[tuple[str, float]]]:
+    """For each step, ``(name, GPU microseconds)`` of the kernels it ran in one eager run.
+
+    Each step runs inside its own ``record_function`` range and synchronizes before the
+    range closes, so every GPU activity that starts inside a step's range is that step's:
+    this also catches kernels launched without an ATen op (Triton's, cuBLASLt's).
     """
     from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -257,22 +275,31 @@ def count_kernels(program: Program, feeds: Mapping[str, Tensor]) -> KernelCount:
             for i in range(len(program.steps)):
                 with record_function(f"fusionlab.step.{i}"):
                     program.step(i, env)
-            torch.cuda.synchronize()
+                    torch.cuda.synchronize()
         events = list(prof.events())
     ranges = sorted(
         (e.time_range.start, e.time_range.end, int(e.name.rsplit(".", 1)[1]))
         for e in events if e.device_type.name == "CPU" and e.name.startswith("fusionlab.step.")
     )
-    per_step = [0] * len(program.steps)
-    for e in events:
-        if e.device_type.name != "CPU" or not e.kernels or getattr(e, "is_legacy", False):
-            continue
+    per_step: list[list[tuple[str, float]]] = [[] for _ in program.steps]
+    for e in sorted((e for e in events if _on_gpu(e) and not e.name.startswith("fusionlab.")),
+                    key=lambda e: e.time_range.start):
         at = e.time_range.start
         owner = next((i for a, b, i in ranges if a <= at <= b), None)
-        if owner is not None:  # the step's own GPU-side annotation is no kernel
-            per_step[owner] += sum(1 for k in e.kernels if not k.name.startswith("fusionlab."))
-    total = sum(1 for e in events if _on_gpu(e))
+        if owner is not None:
+            per_step[owner].append((str(e.name), float(e.time_range.elapsed_us())))
+    return per_step
+
+
+def count_kernels(program: Program, feeds: Mapping[str, Tensor]) -> KernelCount:
+    """GPU kernels, memcpys and memsets of one eager run, per step (``torch.profiler``).
+
+    The total is every GPU activity of one plain run; the per-step counts come from
+    :func:`step_kernels` (a run that synchronizes after each step).
+    """
+    total = count_launches(lambda: program.run(feeds))
+    per_step = tuple(len(k) for k in step_kernels(program, feeds))
     unattributed = total - sum(per_step)
     if unattributed:
         log.info("%d GPU activities were not attributed to a step", unattributed)
-    return KernelCount(total, tuple(per_step), unattributed)
+    return KernelCount(total, per_step, unattributed)

@@ -182,3 +182,19 @@ def test_cuda_without_a_gpu_is_one_line(inception: Path,
         pytest.skip("a CUDA GPU is present: test_execute_gpu.py runs on it")
     assert main(["execute", str(inception), "--batch", "1"]) == 2
     assert "no CUDA device is available to PyTorch" in capsys.readouterr().err
+
+
+def test_tactic_choice_on_the_cpu_keeps_the_first_candidate() -> None:
+    from fusionlab.execute.program import Step, Tactic
+    from fusionlab.execute.tactics import choose
+
+    ran: list[str] = []
+    first = Tactic("torch", lambda env: ran.append("torch"), "the PyTorch realisation")
+    other = Tactic("triton", lambda env: ran.append("triton"), "a Triton kernel")
+    step = Step("layer", "Convolution", ("n",), first.run, (), (), first.path,
+                tactics=[first, other])
+    choose(step, {}, torch.device("cpu"))
+    assert step.tactics == [first] and step.path == "the PyTorch realisation"
+    assert step.tactic_ms == {} and ran == []  # nothing is timed on the CPU
+    step.run({})
+    assert ran == ["torch"]
