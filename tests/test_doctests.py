@@ -19,7 +19,7 @@ import pytest
 import fusionlab
 
 OPTIONAL = frozenset({"tensorrt", "tensorrt_rtx", "tensorrt_bindings", "torch", "cuda", "pycuda",
-                      "graphviz", "onnxruntime", "hypothesis"})
+                      "graphviz", "onnxruntime", "hypothesis", "triton"})
 """Top-level modules that fusionlab may need only for some features."""
 
 MODULES = sorted(

@@ -306,8 +306,8 @@ class Work:
         data = [t for t in node.inputs if t and t not in self._consts]
         if node.op in ("Constant", "Shape") or not data:  # an eliminated Shape was of a static tensor
             self._consts.update(t for t in node.outputs if t)
-        elif node.op in PASS_THROUGH_OPS and node.outputs:
-            self._alias[node.outputs[0]] = data[0]
+        elif node.outputs and (node.op in PASS_THROUGH_OPS or (node.op == "Concat" and len(data) == 1)):
+            self._alias[node.outputs[0]] = data[0]  # a Concat of one input is an identity too
         else:
             return False  # e.g. a Concat whose producers write into its output
         self._outputs = None  # aliases and constants changed: forget what was derived from them

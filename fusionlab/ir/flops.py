@@ -68,12 +68,19 @@ POINTWISE_FLOPS: Mapping[str, int] = {
     "Softsign": 3, "Gelu": 8, "Mish": 5, "Exp": 1, "Log": 1, "Sqrt": 1, "Reciprocal": 1,
     "Pow": 1, "Erf": 1, "Floor": 1, "Ceil": 1, "Round": 1, "Sign": 1, "Sin": 1, "Cos": 1,
     "Mean": 1, "Sum": 1, "Where": 1, "Equal": 1, "Greater": 1, "Less": 1, "And": 1, "Or": 1,
-    "Not": 1, "Cast": 0,
+    "Not": 1, "Cast": 0, "Mod": 1,
 }
 """Elementary operations per output element for point-wise ops (two inputs for binary)."""
 
 VARIADIC = frozenset({"Max", "Min", "Sum", "Mean"})
-ZERO_FLOP = ops.DATA_MOVEMENT | {"Concat", "Split"}
+ZERO_FLOP = ops.DATA_MOVEMENT | {"Concat", "Split", "ConstantOfShape", "Range",
+                                 "QuantizeLinear", "DequantizeLinear"}
+"""Ops that do no arithmetic worth counting. Quantize/Dequantize are counted as zero: TensorRT
+folds them into the weights or fuses them into the INT8 layers around them, and where one
+stays it is a reformat whose cost is the bytes it moves (which are counted)."""
+RESIZE_FLOPS: Mapping[str, int] = {"nearest": 0, "linear": 7, "cubic": 31}
+"""Per output element: nearest copies; (bi)linear blends 4 neighbours (3 lerps, 2 ops
+each, plus an index computation); cubic blends 16 neighbours (a rough count)."""
 SOFTMAX_FLOPS_PER_ELEMENT = 5  # max, subtract, exp, sum, divide
 LRN_EXTRA_FLOPS = 4  # after the size squares and adds: * alpha/size, + bias, pow, divide
 
@@ -180,6 +187,10 @@ def _flops(
         return out * (extra + (1 if op == "Mean" else 0))
     if op in POINTWISE_FLOPS:
         return None if out is None else POINTWISE_FLOPS[op] * out
+    if op in ("Resize", "Upsample"):
+        mode = str(attrs.get("mode", "nearest"))
+        per = RESIZE_FLOPS.get(mode.removeprefix("bi").removeprefix("tri"), 0)
+        return None if out is None else per * out
     if op in ZERO_FLOP:
         return 0
     return _UNKNOWN

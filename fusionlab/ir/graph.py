@@ -44,6 +44,7 @@ from onnx import numpy_helper
 from fusionlab.errors import FusionlabError
 from fusionlab.gcpause import paused
 from fusionlab.ir.flops import Cost, node_cost
+from fusionlab.ir.shape_math import propagate
 from fusionlab.ir.tensors import Dim, Tensor, Weight
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,9 @@ class Graph:
     opset: int
     path: Path | None = None
     model: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
+    values: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    """Small tensors whose value the static shapes determine (the results of shape
+    arithmetic, :mod:`fusionlab.ir.shape_math`), by name."""
 
     @functools.cached_property
     def position(self) -> dict[str, int]:
@@ -321,20 +325,26 @@ def _fix_batch(model: onnx.ModelProto, batch: int, where: str) -> onnx.ModelProt
     return fixed
 
 
+FOLDED = Cost(0, 0, 0, "computes a constant from the static shapes (folded at build time)")
+"""The cost of a node whose every output the static shapes determine (shape arithmetic)."""
+
 SMALL_INITIALIZER = 64
 """Initializers up to this many elements keep their data for shape inference (shape
 tensors, axes); larger ones (weights) are described by shape and type only."""
 
 
 def _inferred_infos(
-    model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto], where: str
-) -> list[onnx.ValueInfoProto]:
-    """Value infos of the graph's inputs, intermediates and outputs after ONNX shape inference.
+    model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto], where: str, opset: int
+) -> tuple[list[onnx.ValueInfoProto], dict[str, np.ndarray]]:
+    """Value infos of the graph's inputs, intermediates and outputs after ONNX shape
+    inference, and the values of the shape arithmetic the static shapes determine.
 
     Inference runs on a skeleton of the model: ``nodes`` (in topological order) and every
     initializer larger than :data:`SMALL_INITIALIZER` elements replaced by a typed input,
     so the weights are neither serialized nor parsed again (for a 100 MB model most of
-    the time shape inference took). The user's model is not touched.
+    the time shape inference took). Where the model computes shapes with nodes (``Shape``
+    or ``Size`` present), one more pass evaluates that arithmetic and infers the shapes it
+    determines (:mod:`fusionlab.ir.shape_math`). The user's model is not touched.
     """
     g = model.graph
     skeleton = onnx.ModelProto(ir_version=model.ir_version)
@@ -351,12 +361,21 @@ def _inferred_infos(
         elif init.name not in declared:
             sk.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
     sk.sparse_initializer.extend(g.sparse_initializer)
+    inferred = _infer(skeleton, where)
+    infos = [*g.input, *inferred.value_info, *inferred.output]
+    if not any(n.op_type in ("Shape", "Size") for n in sk.node):
+        return infos, {}
+    types = {vi.name: vi.type for vi in (*sk.input, *infos)}
+    types, values = propagate(sk, types, opset=opset)
+    return [onnx.helper.make_value_info(name, t) for name, t in types.items()], values
+
+
+def _infer(skeleton: onnx.ModelProto, where: str) -> onnx.GraphProto:
     try:
-        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True).graph
+        return onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True).graph
     except Exception as exc:  # onnx raises InferenceError and others
         log.warning("%s: shape inference failed (%s); shapes may be unknown", where, exc)
-        inferred = sk
-    return [*g.input, *inferred.value_info, *inferred.output]
+        return skeleton.graph
 
 
 def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
@@ -556,6 +575,7 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     if batch is not None:
         model = _fix_batch(model, batch, where)
     file_nodes = list(model.graph.node)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     names = _unique_names(file_nodes)
     order, producer, implicit, edges = _topological_order(names, file_nodes, model.graph, where)
 
@@ -563,9 +583,9 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
         # ONNX shape inference walks the node list once, in order: give it sorted nodes;
         # Node.index still points into the file's order.
         position = {nm: i for i, nm in enumerate(names)}
-        infos = _inferred_infos(model, (file_nodes[position[nm]] for nm in order), where)
+        infos, values = _inferred_infos(model, (file_nodes[position[nm]] for nm in order), where, opset)
     else:
-        infos = _inferred_infos(model, file_nodes, where)
+        infos, values = _inferred_infos(model, file_nodes, where, opset)
     g = model.graph
     nodes = file_nodes
 
@@ -602,7 +622,8 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
             inputs=ins,
             outputs=outs,
             weights=tuple(t for t in ins if t in weights),
-            cost=node_cost(n.op_type, attrs, _tensors_of(tensors, ins), _tensors_of(tensors, outs)),
+            cost=FOLDED if outs and all(o in values for o in outs if o)
+            else node_cost(n.op_type, attrs, _tensors_of(tensors, ins), _tensors_of(tensors, outs)),
             domain=n.domain,
             implicit_inputs=implicit[index],
         )
@@ -631,7 +652,6 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
         t: tuple(sorted(c, key=position.__getitem__)) for t, c in consumers.items()
     }
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return Graph(
         name=name or (path.stem if path is not None else (model.graph.name or "model")),
         nx=_freeze(dg),
@@ -646,4 +666,5 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
         opset=int(opset),
         path=path,
         model=model,
+        values=_FrozenDict(values),
     )

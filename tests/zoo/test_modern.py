@@ -54,13 +54,6 @@ MODERN = {
 }
 """The models this file covers (``tests/zoo/test_zoo.py`` checks the registry against it)."""
 
-FUSIONLAB_LOSES_SHAPES = pytest.mark.xfail(
-    strict=True,
-    reason="fusionlab's shape inference stops at the export's run-time shape arithmetic "
-    "(Shape -> Gather -> Div/Mod/Where -> Reshape/Slice), so FLOPs downstream are unknown; "
-    "see test_legacy_and_dynamo_flops_agree",
-)
-LOSES_SHAPES = {"vit-s16", "shufflenetv2-legacy"}
 
 Builds = Callable[[str], onnx.ModelProto]
 
@@ -647,9 +640,7 @@ def _multiply_add_flops(info: dict[str, Any], model: onnx.ModelProto) -> tuple[i
     return total, unknown
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=FUSIONLAB_LOSES_SHAPES) if n in LOSES_SHAPES else n for n in sorted(MODERN)
-])
+@pytest.mark.parametrize("name", sorted(MODERN))
 def test_flops_match_the_pytorch_reference(name: str, built: Builds, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     """``fusionlab inspect --json`` against ``torch.utils.flop_counter`` on the reference

@@ -51,9 +51,21 @@ def _axis_ok(graph: Graph, name: str) -> bool:
     return axis in (0, 1)
 
 
+def _copy_name(tensor: str, into: str, copied: dict[str, int]) -> str:
+    """``X copy`` (as TensorRT names it), ``X copy into Y`` for the second and later copies of
+    one tensor (a DenseNet feature copied into every later Concat): layer names are unique."""
+    count = copied.get(tensor, 0)
+    copied[tensor] = count + 1
+    return f"{tensor} copy" if count == 0 else f"{tensor} copy into {into}"
+
+
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     reject = ctx.rejector(RULE)
+    copied: dict[str, int] = {}
+    for layer in plan.layers:
+        for t in layer.inputs if layer.inserted else ():
+            copied[t] = copied.get(t, 0) + 1
     for name, node, mine in alone(work, {"Concat"}):
         if not _axis_ok(graph, name):
             reject(1, [name], f"axis {node.attrs.get('axis')}")
@@ -86,9 +98,8 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
                 producer_nodes = work.layer(src).nodes if src is not None else ()
                 reject(failed, [*producer_nodes, name], f"{t} is copied into {out}"
                 )
-                copies.append(
-                    (src, Layer(f"{t} copy", Kind.COPY, (), RULE.name, inputs=(t,), outputs=(out,)))
-                )
+                copies.append((src, Layer(_copy_name(t, out, copied), Kind.COPY, (), RULE.name,
+                                          inputs=(t,), outputs=(out,))))
         work.eliminate(
             name,
             How.CONCAT,

@@ -2,10 +2,10 @@
 
 Before::
 
-    Conv -> Dropout -> Relu          GlobalAveragePool -> Flatten -> Gemm
+    Conv -> Dropout -> Relu          GlobalAveragePool -> Flatten -> Gemm      x -> Concat(x) -> y
 After::
 
-    Conv -> Relu                     GlobalAveragePool -> Gemm   (Flatten absorbed)
+    Conv -> Relu                     GlobalAveragePool -> Gemm   (Flatten absorbed)     x -> y
 
 Which ops are identities and which layers absorb a Flatten before them are the target's
 facts (``Target.identity_ops``, ``Target.flatten_ops``, ``Target.fc_ops``).
@@ -21,8 +21,9 @@ from fusionlab.plan import How, Plan
 RULE = Rule(
     name="eliminate_noops",
     conditions=(
-        "the node is an identity at inference (Dropout, Identity), or a Flatten/Reshape/Squeeze "
-        "whose only consumer is a fully connected layer that reads it as its data input",
+        "the node is an identity at inference (Dropout, Identity, a Concat of one input), or a "
+        "Flatten/Reshape/Squeeze whose only consumer is a fully connected layer that reads it as "
+        "its data input",
         "its output is not a graph output (the engine must still write that tensor)",
     ),
     source=(
@@ -31,6 +32,7 @@ RULE = Rule(
         "records/trex-resnet18-a100)"
     ),
     eliminates=frozenset({"Dropout", "Identity", "Flatten", "Reshape", "Squeeze"}),
+    # (a Concat of one input too: eliminate_concat is the rule diff names for Concats)
 )
 __doc__ = RULE.document(__doc__)
 
@@ -46,6 +48,8 @@ def _how(graph: Graph, work: Work, ctx: Context, name: str) -> tuple[How, str] |
         ):
             return None  # the mask is used: not a no-op
         return How.NOOP, f"{node.op} is an identity at inference"
+    if node.op == "Concat" and len([t for t in node.inputs if t]) == 1:
+        return How.NOOP, "a Concat of one input is an identity"
     if node.op in target.flatten_ops and node.outputs:
         users = work.consumers(node.outputs[0])
         if (
@@ -60,7 +64,7 @@ def _how(graph: Graph, work: Work, ctx: Context, name: str) -> tuple[How, str] |
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     reject = ctx.rejector(RULE)
-    for name, node, _ in alone(work, ctx.target.identity_ops | ctx.target.flatten_ops):
+    for name, node, _ in alone(work, ctx.target.identity_ops | ctx.target.flatten_ops | {"Concat"}):
         found = _how(graph, work, ctx, name)
         if found is None:
             if node.op in ctx.target.flatten_ops:
