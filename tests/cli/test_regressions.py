@@ -256,6 +256,33 @@ def test_huge_integer_in_efficiency_json_is_a_user_error(tmp_path: Path, capfd: 
     assert_user_error(code, err, bad)
 
 
+@pytest.mark.parametrize("number", ["1e400", "nan", "inf", "1" + "0" * 400], ids=["1e400", "nan", "inf", "10**400"])
+def test_odd_numbers_in_a_dump_profile_log_give_strict_json_or_a_user_error(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str], number: str) -> None:
+    log = tmp_path / "profile.txt"
+    log.write_text((DATA / "trt10.dump_profile.txt").read_text().replace("0.5222 ", f"{number} ", 1))
+    out = tmp_path / "plan.json"
+    code, _, err = cli(capfd, "import", str(LAYERS), "--profile", str(log), "-o", str(out))
+    if code == 0:
+        strict_json(out.read_text())
+    else:
+        assert_user_error(code, err, log)
+
+
+@pytest.mark.parametrize("number", ["1e400", "nan", "inf"])
+def test_odd_numbers_in_a_dump_profile_log_do_not_break_calibrate(tmp_path: Path, number: str) -> None:
+    log = tmp_path / "profile.txt"
+    log.write_text((DATA / "trt10.dump_profile.txt").read_text().replace("0.5222 ", f"{number} ", 1))
+    out = tmp_path / "eff.json"
+    # a subprocess: numpy's RuntimeWarning lines on stderr count against the one-line contract
+    proc = run_cli(["calibrate", "--layer-info", str(LAYERS), "--profile", str(log), "--device", DEVICE,
+                    "-o", str(out)], tmp_path)
+    if proc.returncode == 0:
+        strict_json(out.read_text())
+    else:
+        assert_user_error(proc.returncode, proc.stderr, log)
+
+
 # ---------------------------------------------------------------------------------------
 # Non-UTF-8 bytes in files read as text
 
