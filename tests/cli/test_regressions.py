@@ -347,6 +347,19 @@ def test_external_data_location_with_nul_byte_is_a_user_error(tmp_path: Path,
     assert_user_error(code, err, path)
 
 
+@pytest.mark.parametrize("command", ["predict", "inspect", "models-export"])
+def test_batch_beyond_int64_is_a_user_error(tmp_path: Path, capfd: pytest.CaptureFixture[str], resnet18: Path,
+                                            command: str) -> None:
+    """--batch 2**63 passed positive_int, then protobuf refused the dim ('Value out of range')."""
+    batch = str(2**63)
+    args = {"predict": ["predict", str(resnet18), "--batch", batch],
+            "inspect": ["inspect", str(resnet18), "--batch", batch],
+            "models-export": ["models", "export", "inception3a", "-o", str(tmp_path / "m.onnx"), "--batch", batch]}
+    code, _, err = cli(capfd, *args[command])
+    assert_user_error(code, err)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 # ---------------------------------------------------------------------------------------
 # Outputs: devices, FIFOs and symlinks are written through, never replaced
 
