@@ -35,9 +35,10 @@ from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE_TIMEOUT_S = 15.0
-EXAMPLES = {"onnx": 14, "layer_json": 18, "profile": 18, "plan_json": 14, "efficiency": 18, "toml": 18,
-            "argv": 30, "output": 18}
-"""Examples per kind: about 60 s in all on a 2-core machine once the contract holds."""
+EXAMPLES = {"onnx": 25, "layer_json": 35, "profile": 35, "plan_json": 25, "efficiency": 35, "toml": 35,
+            "argv": 60, "output": 35}
+"""Examples per kind: about 60 s in all on a 2-core machine once the contract holds (the 10,000-case
+campaign averaged 0.10-0.39 s a case per kind on a loaded 2-core box)."""
 
 
 def _campaign() -> ModuleType:
