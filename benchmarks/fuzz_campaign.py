@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "backends" / "data"
+FIXTURES = ROOT / "tests" / "formats" / "data"
 TOML_FIXTURES = ROOT / "tests" / "cli" / "data"
 
 KINDS = ("onnx", "layer_json", "profile", "plan_json", "efficiency", "toml", "argv", "output")
@@ -329,7 +329,7 @@ def onnx_case_bytes(rng: random.Random) -> tuple[bytes, dict[str, bytes], str, l
 
     notes: list[str] = []
     shape: list[Any] = [1, rng.choice([1, 3, 8]), 4, 4]
-    dtype = TensorProto.FLOAT
+    dtype: int = TensorProto.FLOAT
     nodes: list[Any] = []
     inits: list[Any] = []
     side: dict[str, bytes] = {}
@@ -430,7 +430,7 @@ def onnx_case_bytes(rng: random.Random) -> tuple[bytes, dict[str, bytes], str, l
 
     # --- mutations
     mutations = rng.choice([0, 1, 1, 2, 3])
-    out_dtype = TensorProto.FLOAT
+    out_dtype: int = TensorProto.FLOAT
     opset = 13
     ir_version = 8
     for _ in range(mutations):
@@ -455,13 +455,13 @@ def onnx_case_bytes(rng: random.Random) -> tuple[bytes, dict[str, bytes], str, l
                               "w.bin", "a" * 300, "nul\x00byte", "w.bin?x", "..", "."])
             init.data_location = TensorProto.EXTERNAL
             del init.external_data[:]
-            entries = {"location": loc}
+            entries: dict[str, str] = {"location": str(loc)}
             if rng.random() < 0.5:
                 entries["offset"] = rng.choice(["0", "-5", "abc", str(2**70), "1e3"])
                 entries["length"] = rng.choice(["4", "-1", "xyz", str(2**70)])
-            for k, v in entries.items():
+            for key, value in entries.items():
                 e = init.external_data.add()
-                e.key, e.value = k, v
+                e.key, e.value = key, value
             init.ClearField("float_data")
             init.ClearField("raw_data")
             if loc == "w.bin":
@@ -1192,11 +1192,11 @@ class Runner:
         if timed_out and not hang_stack:
             hang_stack = bytes(bufs[err_r][mark:]).decode("utf-8", "replace")
         if status is None:
-            _, status = os.waitpid(pid, 0)
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            status = os.waitpid(pid, 0)[1]
+        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         names = {fd: name for name, fd in fifos.items()}
-        return Result(code, sig, timed_out, elapsed, bytes(bufs[out_r]), bytes(bufs[err_r]),
+        return Result(exit_code, sig, timed_out, elapsed, bytes(bufs[out_r]), bytes(bufs[err_r]),
                       {names[fd]: bytes(b) for fd, b in fifo_bufs.items()}, hang_stack)
 
 
@@ -1375,7 +1375,7 @@ def _judge_output(case: Case, folder: Path, out: str, res: Result, cmd: str) -> 
         return problems
     if out in case.files and out not in case.targets:
         return problems  # the output is one of the inputs: judged as modified or not
-    spec = case.files.get(out)
+    spec: Any = case.files.get(out)
     kind = spec[0] if isinstance(spec, tuple) else ("existing" if spec is not None else None)
     path = folder / out
     try:
@@ -1484,7 +1484,7 @@ def save_repro(case: Case, folder: Path, base: Base, verdict: Verdict) -> None:
     import shlex
 
     cmdline = "fusionlab " + " ".join(shlex.quote(a) for a in case.argv)
-    script = "#!/bin/sh\n# " + verdict.signature.replace("\n", " ") + "\n# " + case.note + "\n" + \
+    script = "#!/bin/sh\n# " + (verdict.signature or "").replace("\n", " ") + "\n# " + case.note + "\n" + \
         "\n".join(setup) + "\n" + prefix + cmdline + (")" if case.fsize is not None else "") + "\n"
     (folder / "repro.sh").write_text(script)
 
@@ -1503,7 +1503,7 @@ def campaign(args: argparse.Namespace) -> dict[str, Any]:
     base = Base(out / "base", run_cli)
     kinds = args.kinds.split(",") if args.kinds else list(KINDS)
     rng = random.Random(args.seed)
-    table: dict[str, Counter[str]] = defaultdict(Counter)
+    table: dict[str, Counter[str]] = defaultdict(Counter)  # counts; 'seconds' sums floats
     failures: dict[str, dict[str, Any]] = {}
     work = Path(tempfile.mkdtemp(prefix="fuzz-", dir=args.tmp))
     t_start = time.perf_counter()
@@ -1522,7 +1522,7 @@ def campaign(args: argparse.Namespace) -> dict[str, Any]:
             continue
         row = table[kind]
         row["cases"] += 1
-        row["seconds"] += seconds
+        row["seconds"] += seconds  # type: ignore[assignment]  # a Counter holds the float sum too
         slowest.append((seconds, i, kind, case.note, " ".join(case.argv)[:100]))
         slowest.sort(reverse=True)
         del slowest[10:]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.cli.args import add_device_args, add_model_args, add_target_args, device_options
+from fusionlab.cli.args import add_device_args, add_model_args, add_target_args, device_options, input_files
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import Prediction
 from fusionlab.io import write_atomic
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json == "-":
             sys.stdout.write(text)
             return 0
-        write_atomic(args.json, text, protect=[args.model])
+        write_atomic(args.json, text, protect=input_files(args))
     print(
         f"{g.name}: target {args.target} ({prediction.target.versions}), {args.precision}, "
         f"batch {g.batch or 'as in file'}"

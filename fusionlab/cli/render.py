@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionlab.api import read_plan
-from fusionlab.cli.args import add_model_args, add_target_args
+from fusionlab.cli.args import add_model_args, add_target_args, input_files
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import ORIGINAL, predict
 from fusionlab.ir.graph import load
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("--radius has no effect without --focus")
     g = load(args.model, batch=args.batch)
     options: dict[str, Any] = {"focus": args.focus, "radius": args.radius, "match": args.match}
-    protect = [args.model] + ([args.plan_file] if args.plan_file else [])
+    protect = input_files(args)
     out = Path(args.output)
     if args.plan_file:
         if args.stage != "plan":

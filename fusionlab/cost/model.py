@@ -53,7 +53,6 @@ https://docs.nvidia.com/deeplearning/performance/dl-performance-matrix-multiplic
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -66,6 +65,7 @@ import numpy as np
 from fusionlab.cost.devices import Device, get
 from fusionlab.dtypes import check_precision, element_bytes, find, itemsize, word_in_text
 from fusionlab.errors import FusionlabError
+from fusionlab.io import dumps_json, parse_json, read_text
 from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import Kind, Layer, Plan
@@ -838,7 +838,7 @@ def efficiency_to_json(efficiency: Efficiency, extra: Mapping[str, Any] | None =
     >>> efficiency_from_json(efficiency_to_json(DEFAULT_EFFICIENCY)) == DEFAULT_EFFICIENCY
     True
     """
-    return json.dumps(efficiency_to_dict(efficiency, extra), indent=2) + "\n"
+    return dumps_json(efficiency_to_dict(efficiency, extra))
 
 
 def _positive(value: Any, what: str, where: str) -> float:
@@ -849,10 +849,7 @@ def _positive(value: Any, what: str, where: str) -> float:
 
 def efficiency_from_json(text: str, where: str = "efficiency JSON") -> Efficiency:
     """Read :func:`efficiency_to_json` output; FusionlabError when it is not one."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FusionlabError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = parse_json(text, where)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise FusionlabError(f"{where}: not an efficiency file (expected schema {SCHEMA!r})")
     raw_classes = data.get("classes")
@@ -881,12 +878,7 @@ def efficiency_from_json(text: str, where: str = "efficiency JSON") -> Efficienc
 
 def read_efficiency(path: str | os.PathLike[str]) -> Efficiency:
     """An efficiency file from disk (FusionlabError naming it when it cannot be read)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise FusionlabError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return efficiency_from_json(text, str(path))
+    return efficiency_from_json(read_text(path), str(path))
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ True
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +35,7 @@ from fusionlab.formats.common import (
     normalize_layer_names,
     read_source,
 )
+from fusionlab.io import dumps_json
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import BRANCH_SEP, FUSED_SEP, Elimination, How, Kind, Layer, Plan
 from fusionlab.plan.kinds import kind_named, kind_of_engine_type
@@ -809,4 +809,4 @@ def layer_info_to_json(
                 for layer in plan.layers
             ],
         }
-    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    return dumps_json(doc, indent=1)

@@ -37,7 +37,7 @@ from onnx import TensorProto, helper
 from fusionlab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "backends" / "data"
+DATA = ROOT / "tests" / "formats" / "data"
 LAYERS = DATA / "trt11.layers.json"
 PROFILE = DATA / "quoted_names.profile.json"
 TOML = ROOT / "tests" / "cli" / "data" / "inception3a-holds.toml"

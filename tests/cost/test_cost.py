@@ -197,7 +197,7 @@ def test_efficiency_files_round_trip_and_reject_nonsense(tmp_path: Path) -> None
         path.write_text(text)
         with pytest.raises(FusionlabError, match=message):
             cost.read_efficiency(path)
-    with pytest.raises(FusionlabError, match="cannot read"):
+    with pytest.raises(FusionlabError, match="no such file"):
         cost.read_efficiency(tmp_path / "missing.json")
 
 
