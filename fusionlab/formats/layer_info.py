@@ -292,8 +292,10 @@ def group_myelin_kernels(layers: Sequence[EngineLayer], io: Sequence[IOTensor] =
     ...       EngineLayer("__myl_MulSum_myl4_1", "kgen", (TensorInfo("t_myl4"),), (TensorInfo("y"),),
     ...                   ("node_linear_1",))]
     >>> (r,) = group_myelin_kernels(ks, [IOTensor("y")])
-    >>> r.name, r.layer_type, [t.name for t in r.inputs], [t.name for t in r.outputs], r.metadata
-    ('{ForeignNode[node_linear...node_linear_1]}', 'Myelin', ['p'], ['y'], ('node_linear', 'node_relu', 'node_linear_1'))
+    >>> r.name, r.layer_type, [t.name for t in r.inputs], [t.name for t in r.outputs]
+    ('{ForeignNode[node_linear...node_linear_1]}', 'Myelin', ['p'], ['y'])
+    >>> r.metadata
+    ('node_linear', 'node_relu', 'node_linear_1')
     """
     groups: dict[str, list[int]] = {}
     for i, x in enumerate(layers):
