@@ -20,6 +20,7 @@ from fusionlab.fusion.passes import (
     fuse_pointwise,
     fuse_scale_activation,
     merge_siblings,
+    partition_myelin,
 )
 from fusionlab.fusion.passes.kit import Context, PassModule, Rejection, Rule
 
@@ -28,6 +29,7 @@ PASSES: Mapping[str, PassModule] = {
     for m in (
         fold_constants,
         eliminate_noops,
+        partition_myelin,
         fold_pad,
         fold_batchnorm,
         fuse_conv_add,
