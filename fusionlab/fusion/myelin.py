@@ -42,8 +42,8 @@ COOKBOOK = (
 )
 TREX8_FC = (
     "records/trex-resnet18-a100 (TensorRT 8.x: 'Gemm_48' is a CaskConvolution with a "
-    "'reshape_after_Gemm_48' NoOp); NVIDIA TREx TensorFlow ResNet-50 engine, TensorRT 8.x, "
-    "RTX 3090 ('resnet50/predictions/MatMul' a CublasConvolution); TensorRT 8.x Developer "
+    "'reshape_after_Gemm_48' NoOp); records/trex-resnet50-tf-rtx3090 (TensorRT 8.x, RTX 3090: "
+    "'resnet50/predictions/MatMul' a CublasConvolution); TensorRT 8.x Developer "
     "Guide 'FullyConnected' (converted to a convolution, every convolution fusion applies)"
 )
 FC_DEPRECATED = (
