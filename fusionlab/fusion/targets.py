@@ -57,6 +57,8 @@ class Target:
     """Which sub-graphs go to TensorRT's Myelin compiler (None: no Myelin partition)."""
     conv_pool: frozenset[str] = frozenset()
     """Precisions at which a pooling layer joins the convolution layer before it."""
+    depthwise_separable: frozenset[str] = frozenset()
+    """Precisions at which a depthwise convolution and the convolution after it are one layer."""
 
     def activations_for(self, precision: str) -> frozenset[str]:
         """Activations fused into a convolution at ``precision``."""
@@ -124,6 +126,7 @@ _MODERN_PASSES = (
     "fuse_softmax_topk",
     "fuse_pointwise",
     "fuse_conv_pointwise",
+    "fuse_depthwise_separable",
     "fuse_conv_pool",
     "merge_siblings",
     "eliminate_concat",
@@ -168,6 +171,7 @@ def _modern(
     myelin: MyelinRules | None = None,
     fc_ops: frozenset[str] = frozenset({"Gemm"}),
     conv_pool: frozenset[str] = frozenset(),
+    depthwise_separable: frozenset[str] = frozenset(),
 ) -> Target:
     """A target with the rules of TensorRT 8 and later, plus its own sources and notes."""
     return Target(
@@ -185,6 +189,7 @@ def _modern(
         differences=(*_MODERN_DIFFERENCES, *differences),
         myelin=myelin,
         conv_pool=conv_pool,
+        depthwise_separable=depthwise_separable,
     )
 
 
@@ -219,6 +224,7 @@ TARGETS: Mapping[str, Target] = {
             # facts in which trt8, trt10 and trt11 differ (docs/target-differences.md):
             myelin=_myelin.TRT8,
             conv_pool=_IMPLICIT_INT8,
+            depthwise_separable=_IMPLICIT_INT8,
         ),
         _modern(
             "trt10",
@@ -229,6 +235,7 @@ TARGETS: Mapping[str, Target] = {
             myelin=_myelin.TRT10,
             fc_ops=frozenset(),  # a Gemm is a Myelin op: no CASK FC absorbs the Flatten
             conv_pool=_IMPLICIT_INT8,
+            depthwise_separable=_IMPLICIT_INT8,  # no 10.x evidence: as trt8
         ),
         _modern(
             "trt11",

@@ -186,3 +186,42 @@ def test_matmul_bias_condition3_not_a_bias() -> None:
     _, ctx = run_pass("fuse_matmul_bias", g, target="trt8")
     assert failed(ctx) == {3}
 
+
+
+# -- fuse_depthwise_separable ---------------------------------------------------------------
+
+
+def _dw_pw(net: Net | None = None) -> Net:
+    #   x -> [dw 3x3 + relu] -> [conv 1x1 + relu]
+    net = net or Net()
+    return net.conv("dw", "x", k=3, group=8).relu("r1", "dw").conv("pw", "r1", out=16).relu("r2", "pw")
+
+
+@pytest.mark.parametrize("target", ["trt8", "trt10"])
+def test_depthwise_separable_at_int8(target: str) -> None:
+    plan = final(_dw_pw().graph(), target, "int8")
+    assert groups(plan) == {frozenset({"dw", "r1", "pw", "r2"})}
+
+
+def test_depthwise_separable_condition1_projection_without_activation() -> None:
+    #   MobileNetV2's linear bottleneck: dw + relu6 -> 1x1 (no activation): no DepSepConvolution
+    g = Net().conv("dw", "x", k=3, group=8).relu("r1", "dw").conv("pw", "r1", out=16).graph()
+    plan = final(g, "trt8", "int8")
+    assert frozenset({"pw"}) in groups(plan)
+
+
+def test_depthwise_separable_condition2_depthwise_output_read_twice() -> None:
+    g = _dw_pw().relu("r3", "r1").graph()
+    plan = final(g, "trt8", "int8")
+    assert frozenset({"pw", "r2"}) in groups(plan)
+    _, ctx = run_pass("fuse_depthwise_separable", g, target="trt8", precision="int8",
+                      plan=_until("fuse_depthwise_separable", g, "trt8", "int8"))
+    assert failed(ctx) == {2}
+
+
+@pytest.mark.parametrize(("target", "precision"), [("trt8", "fp16"), ("trt10", "fp32"), ("trt11", "int8")])
+def test_depthwise_separable_condition3_not_at_this_precision(target: str, precision: str) -> None:
+    g = _dw_pw().graph()
+    plan, ctx = run_pass("fuse_depthwise_separable", g, target=target, precision=precision,
+                         plan=_until("fuse_depthwise_separable", g, target, precision))
+    assert frozenset({"pw", "r2"}) in groups(plan) and failed(ctx) == {3}
