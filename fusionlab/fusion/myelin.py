@@ -106,7 +106,7 @@ class MyelinRules:
 _ABSORBED = frozenset(
     (ops.POINTWISE - ops.ACTIVATIONS)
     | ops.ACTIVATIONS
-    | {"Cast", "Where", "Equal", "Greater", "Less", "And", "Or", "Not", "Mod", "Identity"}
+    | {"Cast", "Where", "Equal", "Greater", "Less", "And", "Or", "Not", "Mod", "Identity", "Dropout"}
     | {"Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
        "ReduceProd", "ReduceL2", "ArgMax", "ArgMin", "TopK"}
     | {"LayerNormalization", "MatMul", "Gemm", "Einsum"}

@@ -114,8 +114,8 @@ _POINTWISE = ops.POINTWISE - {"Cast", "Where", "Equal", "Greater", "Less", "And"
 
 _MODERN_PASSES = (
     "fold_constants",
-    "eliminate_noops",
     "partition_myelin",  # TensorRT's Myelin partition runs before the CASK fusions
+    "eliminate_noops",
     "fuse_shuffles",
     "fold_pad",
     "fold_batchnorm",

@@ -33,8 +33,8 @@ PASSES: Mapping[str, PassModule] = {
     m.RULE.name: m
     for m in (
         fold_constants,
-        eliminate_noops,
         partition_myelin,
+        eliminate_noops,
         fuse_shuffles,
         fold_pad,
         fold_batchnorm,
