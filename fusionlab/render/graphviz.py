@@ -40,11 +40,6 @@ DOT_TIMEOUT_S = 120
 """How long ``dot`` may run before fusionlab gives up (huge graphs: use --focus or --match)."""
 
 
-MAX_LAYOUT_BOXES = 3000
-"""The most boxes handed to ``dot`` for layout (measured on the 2-core machine: 1,000 boxes
-0.8 s, 2,000 6.2 s, 4,000 21.9 s; the growth is super-linear)."""
-
-
 def output_format(path: str | os.PathLike[str]) -> str:
     """The Graphviz format for ``path``'s extension; FusionlabError for an unknown one."""
     suffix = Path(path).suffix.lower()
@@ -69,13 +64,7 @@ def run_dot(source: str, fmt: str) -> bytes:
     exe = dot_program()
     if exe is None:
         raise FusionlabError(INSTALL_HINT)
-    boxes = source.count(" [label=")
-    if boxes > MAX_LAYOUT_BOXES:
-        raise FusionlabError(
-            f"the drawing has {boxes:,} boxes, more than Graphviz lays out in reasonable time "
-            f"({MAX_LAYOUT_BOXES:,}): draw part of it (--focus NODE --radius K, --match REGEX), one box "
-            "per layer (--compact), or write .dot"
-        )
+
     log.debug("running %s -T%s on %d bytes of DOT", exe, fmt, len(source))
     try:
         proc = subprocess.run(

@@ -35,6 +35,7 @@ from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
 from fusionlab.zoo import (
     convnext,
+    cookbook,
     densenet,
     efficientnet,
     inception,
@@ -100,6 +101,8 @@ _MODELS: dict[str, Entry] = {
         Entry("shufflenetv2", shufflenet.DESCRIPTIONS["shufflenetv2"], shufflenet.shufflenetv2),
         Entry("shufflenetv2-legacy", shufflenet.DESCRIPTIONS["shufflenetv2-legacy"],
               shufflenet.shufflenetv2_legacy),
+        # the network of a published TensorRT 10.16 engine (records/cookbook-mnist-trt10.16-h100)
+        Entry("mnist-cookbook", cookbook.DESCRIPTION, cookbook.mnist_cookbook),
     )
 }
 

@@ -17,9 +17,15 @@ from fusionlab.fusion.passes import (
     fuse_conv_activation,
     fuse_conv_add,
     fuse_conv_pointwise,
+    fuse_conv_pool,
+    fuse_depthwise_separable,
+    fuse_matmul_bias,
     fuse_pointwise,
     fuse_scale_activation,
+    fuse_shuffles,
+    fuse_softmax_topk,
     merge_siblings,
+    partition_myelin,
 )
 from fusionlab.fusion.passes.kit import Context, PassModule, Rejection, Rule
 
@@ -27,14 +33,20 @@ PASSES: Mapping[str, PassModule] = {
     m.RULE.name: m
     for m in (
         fold_constants,
+        partition_myelin,
         eliminate_noops,
+        fuse_shuffles,
         fold_pad,
         fold_batchnorm,
+        fuse_matmul_bias,
         fuse_conv_add,
         fuse_conv_activation,
         fuse_scale_activation,
+        fuse_softmax_topk,
         fuse_pointwise,
         fuse_conv_pointwise,
+        fuse_depthwise_separable,
+        fuse_conv_pool,
         merge_siblings,
         eliminate_concat,
     )
