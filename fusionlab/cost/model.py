@@ -756,9 +756,9 @@ def _fit_class(
                                                                             strict=True)
                if not b and s.cost.memory_ms > 0]
         if comp:
-            ec = _log_mean([c / r for c, r in comp])
+            ec = min(_log_mean([c / r for c, r in comp]), MAX_FACTOR)
         if mem:
-            em = _log_mean([m / r for m, r in mem])
+            em = min(_log_mean([m / r for m, r in mem]), MAX_FACTOR)
     return ClassEfficiency(compute=ec, memory=em)
 
 
@@ -841,9 +841,18 @@ def efficiency_to_json(efficiency: Efficiency, extra: Mapping[str, Any] | None =
     return dumps_json(efficiency_to_dict(efficiency, extra))
 
 
+MAX_FACTOR = 1000.0
+"""The largest efficiency factor read or fitted. A factor is a fraction of the roofline
+peak; fitted factors above 1 happen (data served from L2, an over-counted cost) but a
+layer 1,000 times faster than its roofline is a wrong cost, not an efficiency."""
+
+
 def _positive(value: Any, what: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise FusionlabError(f"{where}: {what} must be a positive number, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 < value <= MAX_FACTOR):
+        raise FusionlabError(
+            f"{where}: {what} must be a number above 0 and at most {MAX_FACTOR:g}, got {value!r}"
+        )
     return float(value)
 
 

@@ -256,6 +256,20 @@ def test_huge_integer_in_efficiency_json_is_a_user_error(tmp_path: Path, capfd: 
     assert_user_error(code, err, bad)
 
 
+def test_an_efficiency_factor_that_rounds_every_time_to_zero_is_a_user_error(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str], inception: Path,
+        efficiency_json: dict[str, object]) -> None:
+    """Found by the fuzz tests in CI: a memory factor of 2**63 made every predicted time 0
+    and calibrate failed with an error that named no file."""
+    eff = json.loads(json.dumps(efficiency_json))
+    eff["classes"]["conv"]["memory"] = 2**63
+    bad = tmp_path / "eff.json"
+    bad.write_text(json.dumps(eff))
+    code, _, err = cli(capfd, "predict", str(inception), "--device", DEVICE, "--efficiency", str(bad))
+    assert_user_error(code, err, bad)
+    assert "at most 1000" in err
+
+
 @pytest.mark.parametrize("number", ["1e400", "nan", "inf", "1" + "0" * 400], ids=["1e400", "nan", "inf", "10**400"])
 def test_odd_numbers_in_a_dump_profile_log_give_strict_json_or_a_user_error(
         tmp_path: Path, capfd: pytest.CaptureFixture[str], number: str) -> None:
