@@ -302,8 +302,15 @@ class _Scene:
         self.units[unit.key] = unit
 
     def edge(self, edge: _Edge) -> None:
-        if edge.src in self.units and edge.dst in self.units:
-            self.edges.append(edge)
+        """Add ``edge`` unless an end is missing, or is a node drawn inside an opened unit
+        that has no box of its own there (a folded node hidden in an expanded region: its
+        id is the closed region's, which is not drawn, so the edge would make a stray box)."""
+        if edge.src not in self.units or edge.dst not in self.units:
+            return
+        if any(end == end_id and self.units[end].members and self.units[end].role == "layer"
+               for end, end_id in ((edge.src, edge.src_id), (edge.dst, edge.dst_id))):
+            return
+        self.edges.append(edge)
 
     def adjacency(self) -> dict[str, set[str]]:
         """Undirected neighbours between non-terminal units."""

@@ -53,6 +53,7 @@ def test_the_region_is_one_box_and_expands(vit: Path) -> None:
     assert "subgraph cluster_L1" not in compact and "MatMul" in compact
     opened = plan_to_dot(plan, g, expand=[LN])
     assert "subgraph cluster_L1" in opened and boxes_in(opened) > len(region.nodes)
+    assert not _stray_ids(compact) and not _stray_ids(opened)
     assert plan_to_dot(plan, g, expand=[region.name]) == opened
     with pytest.raises(FusionlabError, match="no Myelin region named 'nope'"):
         plan_to_dot(plan, g, expand=["nope"])
@@ -75,3 +76,31 @@ def test_render_cli_expand_and_size_guard(vit: Path, tmp_path: Path,
     assert not svg.exists()
     assert main(["render", str(vit), "--expand", "nope", "-o", str(out)]) == 2
     assert "no Myelin region named 'nope'" in capsys.readouterr().err
+
+
+def _stray_ids(dot: str) -> set[str]:
+    """Edge ends that are neither a declared box nor a port of one (Graphviz would add each
+    as a box of its own)."""
+    declared = set(re.findall(r"^\s*(\w+) \[", dot, re.M))
+    ends = {e.split(":")[0] for pair in re.findall(r"^\s*(\S+) -> (\S+)", dot, re.M) for e in pair}
+    return ends - declared
+
+
+def test_an_opened_static_batch_region_has_no_stray_box_and_draws(tmp_path: Path) -> None:
+    """With --batch 1 the shape arithmetic folds, and its nodes are drawn inside the region;
+    once the region was opened their edges went to the closed region's id: a stray box with
+    62 edges from all over the graph, which kept Graphviz busy for over 3 minutes."""
+    path = tmp_path / "vit.onnx"
+    zoo.export("vit-s16", path, batch=1)
+    g = load(path)
+    plan = predict(g, "trt10").plan
+    opened = plan_to_dot(plan, g, expand=[LN])
+    assert not _stray_ids(opened)
+    import shutil
+
+    if shutil.which("dot") is None:
+        pytest.skip("needs Graphviz's dot")
+    svg = tmp_path / "vit.svg"
+    start = time.perf_counter()
+    assert main(["render", str(path), "--target", "trt10", "--expand", LN, "-o", str(svg)]) == 0
+    assert time.perf_counter() - start < 60 and svg.stat().st_size > 0
