@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from fusionlab.fusion.passes import (
     eliminate_concat,
+    eliminate_duplicate_quantize,
     eliminate_noops,
     fold_batchnorm,
     fold_constants,
@@ -18,14 +19,18 @@ from fusionlab.fusion.passes import (
     fuse_conv_add,
     fuse_conv_pointwise,
     fuse_pointwise,
+    fuse_qdq_conv,
     fuse_scale_activation,
     merge_siblings,
+    propagate_qdq,
+    quantize_weights,
 )
 from fusionlab.fusion.passes.kit import Context, PassModule, Rejection, Rule
 
 PASSES: Mapping[str, PassModule] = {
     m.RULE.name: m
     for m in (
+        quantize_weights,
         fold_constants,
         eliminate_noops,
         fold_pad,
@@ -36,6 +41,9 @@ PASSES: Mapping[str, PassModule] = {
         fuse_pointwise,
         fuse_conv_pointwise,
         merge_siblings,
+        eliminate_duplicate_quantize,
+        fuse_qdq_conv,
+        propagate_qdq,
         eliminate_concat,
     )
 }
