@@ -92,13 +92,11 @@ def read_engine(
 def read_plan(path: str | os.PathLike[str]) -> Plan:
     """A plan fusionlab wrote (``predict --json``, ``import -o``): ``fusionlab.plan/2`` or /1."""
     from fusionlab.errors import FusionlabError
+    from fusionlab.io import read_text
     from fusionlab.plan.serialize import plan_from_json
 
     where = Path(path)
-    try:
-        text = where.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FusionlabError(f"{where}: cannot read the plan ({exc})") from None
+    text = read_text(where)
     try:
         return plan_from_json(text)
     except FusionlabError as exc:

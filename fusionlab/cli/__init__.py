@@ -43,7 +43,7 @@ EXIT_BUG = 3
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"fusionlab: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"fusionlab: {' '.join(message.split())} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,20 +65,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _HeldBack(logging.Handler):
+    """Keeps log records until the command ends: printed when it succeeds (exit 0 or 1),
+    dropped when it ends with a user error, whose one line is then all that stderr holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) < 1000:
+            self.records.append(record)
+
+    def print_all(self) -> None:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(logging.Formatter(LOG_FORMAT))
+        for record in self.records:
+            stream.handle(record)
+        self.records.clear()
+
+
+LOG_FORMAT = "fusionlab: %(levelname)s: %(message)s"
+
+
+def _logging(args: argparse.Namespace) -> _HeldBack | None:
+    """Log to stderr: at once under ``--verbose``/``--debug``, else held back (see _HeldBack)."""
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, _HeldBack):
+            root.removeHandler(h)
+    logging.captureWarnings(True)  # numpy's RuntimeWarnings go the same way
+    root.setLevel(level)
+    if args.debug or args.verbose:
+        logging.basicConfig(level=level, format=LOG_FORMAT)
+        return None
+    held = _HeldBack()
+    root.addHandler(held)
+    return held
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusionlab`` script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="fusionlab: %(levelname)s: %(message)s")
     if not getattr(args, "run", None):
-        parser.print_help()
+        print("fusionlab: error: no command given (see --help)", file=sys.stderr)
         return EXIT_USAGE
+    held = _logging(args)
+    code = _run(args)
+    if held is not None:
+        logging.getLogger().removeHandler(held)
+        if code != EXIT_USAGE:
+            held.print_all()
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code: int = args.run(args)
         return code
     except FusionlabError as exc:
         return _user_error(str(exc), args.debug)
+    except MemoryError:
+        return _user_error("out of memory: the input is too large for this machine", args.debug)
     except KeyboardInterrupt:
         print("fusionlab: interrupted", file=sys.stderr)
         return 130

@@ -18,14 +18,33 @@ if TYPE_CHECKING:
     pass
 
 
+MAX_COUNT = 1 << 31
+"""The largest batch, count or size an argument may give (ONNX and TensorRT dimensions are
+at most int32 in practice; a larger one would overflow protobuf's int64 fields)."""
+
+
+INPUT_ARGS = ("model", "layer_info", "profile", "engine", "efficiency", "expect", "plan", "plan_file",
+              "calib_data")
+"""Arguments that name the user's input files (argparse ``dest`` names)."""
+
+
+def input_files(args: argparse.Namespace) -> list[str]:
+    """Every input file the command line names: no output may be written over one."""
+    return [str(v) for name in INPUT_ARGS if isinstance(v := getattr(args, name, None), str) and v]
+
+
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+    """argparse type: an integer from 1 to :data:`MAX_COUNT`."""
     try:
-        value = int(text)
+        value = int(text) if len(text) <= 40 else None
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = None
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT}, got {text[:40]}")
     return value
 
 
@@ -159,7 +178,8 @@ def build_options(args: argparse.Namespace) -> Any:
         opt_level=args.opt_level,
         timing_cache=args.timing_cache,
         calib_data=args.calib_data,
-        progress=None if args.no_progress else sys.stderr,
+        # a progress bar only on a terminal: in logs and pipes it would be lines before an error
+        progress=sys.stderr if not args.no_progress and sys.stderr.isatty() else None,
     )
 
 

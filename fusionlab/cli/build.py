@@ -7,12 +7,11 @@ engine's layers (``--export-layer-info``) also needs a GPU that TensorRT support
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from fusionlab.cli.args import add_build_args, build_options
-from fusionlab.io import write_atomic
+from fusionlab.cli.args import add_build_args, build_options, input_files
+from fusionlab.io import dumps_json, write_atomic
 
 
 def register(sub: Any) -> None:
@@ -47,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     backend = load_backend(args.backend, "fusionlab build")
     options = build_options(args)
     engine = build_engine(args.model, options, backend)
-    protect = (args.model,)
+    protect = tuple(input_files(args))
     saved = None
     if args.save_engine:
         saved = save_engine(engine, args.save_engine, protect=protect)
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             "layer_info": args.export_layer_info,
             "layers": layers,
         }
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.write(dumps_json(data))
         return 0
     how = f" ({engine.how})" if engine.how else ""
     print(f"built {args.model} with {engine.backend}: {engine.precision}{how}")

@@ -19,7 +19,7 @@ import argparse
 import logging
 from typing import Any
 
-from fusionlab.cli.args import positive_int
+from fusionlab.cli.args import input_files, positive_int
 from fusionlab.cost import model as cost
 from fusionlab.cost.devices import DEVICES, get
 from fusionlab.dtypes import PRECISIONS
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             "before": _metrics_dict(m0),
             "after": _metrics_dict(m1),
         }
-        protect = [p for p in (args.layer_info, args.profile, args.model, args.efficiency) if p]
+        protect = input_files(args)
         write_atomic(args.output, cost.efficiency_to_json(fitted, extra), protect=protect)
         text += ["", f"wrote {args.output}"]
     print("\n".join(text))

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from fusionlab.backends.actual import actual_plan
-from fusionlab.cli.args import add_actual_args, add_device_args, add_model_args, add_target_args, device_options
+from fusionlab.cli.args import (
+    add_actual_args,
+    add_device_args,
+    add_model_args,
+    add_target_args,
+    device_options,
+    input_files,
+)
 from fusionlab.compare.diff import Diff, diff_to_dict
 from fusionlab.dtypes import PRECISIONS
-from fusionlab.io import write_atomic
+from fusionlab.io import dumps_json, write_atomic
 from fusionlab.table import format_table
 
 
@@ -78,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     precision = args.precision or (actual.precision if actual.precision in PRECISIONS else "fp32")
     prediction = predict(g, args.target, precision=precision, **device_options(args))
     d = diff(prediction, actual)
-    protect = [p for p in (args.model, args.layer_info, args.profile, args.engine) if p]
+    protect = input_files(args)
     if args.json:
-        text = json.dumps(diff_to_dict(d), indent=2) + "\n"
+        text = dumps_json(diff_to_dict(d))
         if args.json == "-":
             sys.stdout.write(text)
             return 0

@@ -15,7 +15,7 @@ import argparse
 import logging
 from typing import Any
 
-from fusionlab.cli.args import add_model_args, positive_int
+from fusionlab.cli.args import add_model_args, input_files, positive_int
 from fusionlab.fusion.targets import DEFAULT, TARGETS
 from fusionlab.io import write_atomic
 from fusionlab.table import format_table
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         from fusionlab.formats.trtexec import profile_to_json
 
         write_atomic(args.export_profile, profile_to_json(profile),
-                     protect=[p for p in (args.model, args.plan) if p])
+                     protect=input_files(args))
     print(f"=== {graph.name}: {result.label}, {precision}, batch {graph.batch or 'as in file'}, "
           f"on {profile.device} ===")
     for key, value in profile.method.items():

@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.cli.args import positive_int
+from fusionlab.cli.args import input_files, positive_int
 from fusionlab.errors import FusionlabError
 from fusionlab.formats.trtexec import (
     format_summary,
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if args.output == "-":
             sys.stdout.write(text)
         else:
-            inputs = [p for p in (args.layer_info, args.profile, args.model) if p]
+            inputs = input_files(args)
             write_atomic(args.output, text, protect=inputs)
         return 0
 

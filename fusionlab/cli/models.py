@@ -9,12 +9,12 @@ from a fixed seed, so the file is the same every time) and writes it whole or no
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from fusionlab import zoo
 from fusionlab.cli.args import positive_int
 from fusionlab.cli.common import emit_json
+from fusionlab.errors import FusionlabError
 from fusionlab.table import format_table
 
 
@@ -36,13 +36,12 @@ def register(sub: Any) -> None:
         help="fixed batch size (default: a symbolic batch dimension)",
     )
     ex.set_defaults(run=run_export)
-    p.set_defaults(run=lambda args: _usage(p))
+    p.set_defaults(run=_no_action)
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    """``fusionlab models`` without an action: the usage on stderr, exit code 2."""
-    parser.print_usage(sys.stderr)
-    return 2
+def _no_action(args: argparse.Namespace) -> int:
+    """``fusionlab models`` without an action: a one-line usage error (exit code 2)."""
+    raise FusionlabError("models needs an action: list or export (see fusionlab models --help)")
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from fusionlab.fusion.differences import differences_markdown
 from fusionlab.fusion.passes import PASSES
 from fusionlab.fusion.rules_doc import passes_markdown
 from fusionlab.fusion.targets import TARGETS
@@ -19,12 +20,20 @@ def register(sub: Any) -> None:
         action="store_true",
         help="print docs/fusion-rules.md (the generated reference)",
     )
+    p.add_argument(
+        "--differences",
+        action="store_true",
+        help="print docs/target-differences.md (where trt8, trt10, trt11 and precisions differ)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.markdown:
         sys.stdout.write(passes_markdown())
+        return 0
+    if args.differences:
+        sys.stdout.write(differences_markdown())
         return 0
     rows = [
         [name, ", ".join(t.name for t in TARGETS.values() if name in t.passes), len(m.RULE.conditions)]

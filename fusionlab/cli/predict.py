@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.cli.args import add_device_args, add_model_args, add_target_args, device_options
+from fusionlab.cli.args import add_device_args, add_model_args, add_target_args, device_options, input_files
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import Prediction
 from fusionlab.io import write_atomic
@@ -30,8 +30,17 @@ def register(sub: Any) -> None:
         default=[],
         help="say which rule took NODE and why other rules did not (repeatable)",
     )
+    p.add_argument(
+        "--eliminated",
+        action="store_true",
+        help=f"list every eliminated node (by default only up to {ELIMINATED_LISTED}; more are counted by kind)",
+    )
     add_device_args(p)
     p.set_defaults(run=run)
+
+
+ELIMINATED_LISTED = 20
+"""Up to this many eliminated nodes are listed one per line; more are summarized by kind."""
 
 
 NAME_WIDTH = 90
@@ -72,6 +81,33 @@ def summary_line(plan: Plan, nodes: int) -> str:
     )
 
 
+def eliminated_text(plan: Plan, *, every: bool = False) -> str:
+    """One line per eliminated node, or (above :data:`ELIMINATED_LISTED`) a count per kind
+    of elimination with an example each.
+
+    >>> from fusionlab.plan import Elimination, How
+    >>> gone = {f"c{i}": Elimination(How.CONSTANT, "constant-folded") for i in range(30)}
+    >>> print(eliminated_text(Plan((), eliminated={**gone, "d": Elimination(How.NOOP, "an identity")})))
+    eliminated 31 nodes (--eliminated lists each):
+      30  constant-folded  (e.g. c0: constant-folded)
+       1  noop             (e.g. d: an identity)
+    """
+    items = list(plan.eliminated.items())
+    if every or len(items) <= ELIMINATED_LISTED:
+        return "\n".join(f"eliminated {node}: {reason}" for node, reason in items)
+    by_how: dict[str, list[str]] = {}
+    for node, reason in items:
+        by_how.setdefault(reason.how.value, []).append(node)
+    width = max(len(h) for h in by_how)
+    digits = len(str(max(len(nodes) for nodes in by_how.values())))
+    lines = [f"eliminated {len(items)} nodes (--eliminated lists each):"]
+    for how, nodes in sorted(by_how.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        example = nodes[0]
+        lines.append(f"  {len(nodes):>{digits}}  {how:<{width}}  (e.g. {example}: "
+                     f"{short_name(str(plan.eliminated[example]), 70)})")
+    return "\n".join(lines)
+
+
 def stages_text(prediction: Prediction) -> str:
     """What each pass did, in order."""
     out: list[str] = []
@@ -100,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json == "-":
             sys.stdout.write(text)
             return 0
-        write_atomic(args.json, text, protect=[args.model])
+        write_atomic(args.json, text, protect=input_files(args))
     print(
         f"{g.name}: target {args.target} ({prediction.target.versions}), {args.precision}, "
         f"batch {g.batch or 'as in file'}"
@@ -116,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"predicted total on {args.device}: {total:.4f} ms")
     if plan.eliminated:
         print()
-        for node, reason in plan.eliminated.items():
-            print(f"eliminated {node}: {reason}")
+        print(eliminated_text(plan, every=args.eliminated))
     for node in args.explain:
         if node not in g:
             raise FusionlabError(f"{args.model}: no node named {node!r} to explain")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fusionlab.cli.args import add_build_args, build_options, positive_int
+from fusionlab.cli.args import add_build_args, build_options, input_files, positive_int
 from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
 
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     )
     result = profile_engine(data, backend, options)
     profile = result.profile
-    protect = (args.model,)
+    protect = tuple(input_files(args))
     if args.export_profile:
         write_atomic(args.export_profile, profile_to_json(profile), protect=protect)
     if args.export_times:

@@ -16,17 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from fusionlab.api import read_plan
-from fusionlab.cli.args import add_model_args, add_target_args
+from fusionlab.cli.args import add_model_args, add_target_args, input_files
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import ORIGINAL, predict
 from fusionlab.ir.graph import load
-from fusionlab.render.dot import graph_to_dot, plan_to_dot, stage_title
+from fusionlab.render.dot import expanded_regions, graph_to_dot, plan_to_dot, regions_in, stage_title
 from fusionlab.render.graphviz import INSTALL_HINT, dot_program, output_format, render_file
 
 log = logging.getLogger(__name__)
 
 LARGE = 2000
-"""Above this many drawn ONNX nodes, a warning suggests --focus, --match or --compact."""
+"""Above this many drawn boxes, a warning suggests --focus, --match or --compact."""
+MAX_BOXES = 1500
+"""Above this many boxes (``--max-boxes``) render refuses to run Graphviz: it takes minutes
+(the 1,996-node ViT-S/16 graph: about 5 minutes) and the drawing is unreadable anyway. DOT
+output (``.dot``) is only text and is written whatever its size."""
 
 
 def _radius(text: str) -> int:
@@ -62,6 +66,11 @@ def register(sub: Any) -> None:
                    help="draw only the layers (or nodes) whose name matches, their neighbours in grey")
     p.add_argument("--compact", action="store_true",
                    help="one box per layer instead of a box around its ops")
+    p.add_argument("--expand", metavar="REGION", action="append", default=[],
+                   help="draw this Myelin region ({ForeignNode[...]}, drawn as one box otherwise) "
+                        "with its ops; REGION is the layer's name or one of its nodes (repeatable)")
+    p.add_argument("--max-boxes", type=_radius, default=MAX_BOXES, metavar="N",
+                   help=f"refuse to draw more than N boxes (default {MAX_BOXES})")
     p.add_argument("--title", help="title drawn above the figure (default: what the stage is)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="file to write: .svg, .png, .pdf (need Graphviz's dot) or .dot/.gv")
@@ -81,20 +90,24 @@ def run(args: argparse.Namespace) -> int:
         log.warning("--radius has no effect without --focus")
     g = load(args.model, batch=args.batch)
     options: dict[str, Any] = {"focus": args.focus, "radius": args.radius, "match": args.match}
-    protect = [args.model] + ([args.plan_file] if args.plan_file else [])
+    limit = args.max_boxes
+    protect = input_files(args)
     out = Path(args.output)
     if args.plan_file:
         if args.stage != "plan":
             raise FusionlabError("--plan draws the plan in the file; --stage applies to predictions")
         plan = read_plan(args.plan_file)
         title = args.title or f"{g.name}: {plan.source or 'plan'} ({len(plan.layers)} layers)"
-        dot = plan_to_dot(plan, g, title=title, members=not args.compact, **options)
-        _warn_if_large(dot)
+        dot = plan_to_dot(plan, g, title=title, members=not args.compact, expand=args.expand,
+                          **options)
+        _check_size(dot, limit, fmt)
         render_file(dot, out, protect=protect)
         print(f"wrote {out}")
         return 0
     prediction = predict(g, args.target, args.precision)
     names = [s.name for s in prediction.stages]
+    if args.expand:
+        expanded_regions(prediction.plan, args.expand)  # an unknown region is an error
     if args.stage == "all":
         wanted = list(range(len(names)))
     elif args.stage == "plan":
@@ -113,17 +126,34 @@ def run(args: argparse.Namespace) -> int:
         if names[index] == ORIGINAL:
             dot = graph_to_dot(g, title=title, subtitle=subtitle, **options)
         else:
-            dot = plan_to_dot(prediction.stages[index].plan, g, title=title, subtitle=subtitle,
-                              members=not args.compact, **options)
-        _warn_if_large(dot)
+            stage_plan = prediction.stages[index].plan
+            dot = plan_to_dot(stage_plan, g, title=title, subtitle=subtitle,
+                              members=not args.compact, expand=regions_in(stage_plan, args.expand),
+                              **options)
+        _check_size(dot, limit, fmt)
         path = _stage_path(out, index, names[index]) if args.stage == "all" else out
         render_file(dot, path, protect=protect)
         print(f"wrote {path}")
     return 0
 
 
-def _warn_if_large(dot: str) -> None:
-    nodes = dot.count(" [label=")
-    if nodes > LARGE:
-        log.warning("the drawing has %d boxes; Graphviz may be slow: draw part of it with "
-                    "--focus NODE --radius K or --match REGEX, or use --compact", nodes)
+def boxes_in(dot: str) -> int:
+    r"""Boxes (node statements) in DOT text, edges left out.
+
+    >>> boxes_in('digraph g {\n  n0 [label="a"];\n  n1 [label="b"];\n  n0 -> n1 [label="x"];\n}')
+    2
+    """
+    return sum(1 for line in dot.splitlines() if " [label=" in line and " -> " not in line)
+
+
+def _check_size(dot: str, limit: int, fmt: str) -> None:
+    """Warn above :data:`LARGE` boxes; refuse above ``limit`` (``--max-boxes``) when
+    Graphviz would have to lay it out."""
+    boxes = boxes_in(dot)
+    hint = ("draw part of it with --focus NODE --radius K or --match REGEX, or use --compact "
+            "(Myelin regions are one box unless --expand names them)")
+    if boxes > limit and fmt != "dot":
+        raise FusionlabError(f"the drawing would have {boxes:,} boxes, more than --max-boxes "
+                             f"{limit:,}: {hint}; or raise --max-boxes")
+    if boxes > LARGE:
+        log.warning("the drawing has %d boxes; Graphviz may be slow: %s", boxes, hint)

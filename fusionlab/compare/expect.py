@@ -25,19 +25,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fusionlab.errors import FusionlabError
+from fusionlab.io import parse_toml, read_text
 from fusionlab.plan import Plan
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 KEYS = frozenset({"fused", "separate", "eliminated", "max_layers", "max_time_ms"})
 
@@ -96,10 +91,7 @@ def _groups(data: dict[str, Any], key: str, where: str) -> tuple[tuple[str, ...]
 
 def parse_expectations(text: str, where: str) -> Expectations:
     """Parse expectation TOML; every mistake is a one-line FusionlabError naming the file."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FusionlabError(f"{where}: invalid TOML ({exc})") from None
+    data = parse_toml(text, where)
     unknown = set(data) - KEYS
     if unknown:
         raise FusionlabError(f"{where}: unknown keys {sorted(unknown)} (known: {', '.join(sorted(KEYS))})")
@@ -126,13 +118,7 @@ def parse_expectations(text: str, where: str) -> Expectations:
 def load_expectations(path: str | Path) -> Expectations:
     """Read an expectation file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FusionlabError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FusionlabError(f"{p}: cannot read ({exc})") from None
-    return parse_expectations(text, str(p))
+    return parse_expectations(read_text(p), str(p))
 
 
 def _where(plan: Plan, node: str) -> str:

@@ -67,7 +67,6 @@ https://docs.nvidia.com/deeplearning/performance/dl-performance-matrix-multiplic
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -81,6 +80,7 @@ from fusionlab.cost.devices import Device, get
 from fusionlab.dtypes import check_precision, element_bytes, find, itemsize, word_in_text
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion import qdq
+from fusionlab.io import dumps_json, parse_json, read_text
 from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import Kind, Layer, Plan
@@ -851,9 +851,9 @@ def _fit_class(
                                                                             strict=True)
                if not b and s.cost.memory_ms > 0]
         if comp:
-            ec = _log_mean([c / r for c, r in comp])
+            ec = min(_log_mean([c / r for c, r in comp]), MAX_FACTOR)
         if mem:
-            em = _log_mean([m / r for m, r in mem])
+            em = min(_log_mean([m / r for m, r in mem]), MAX_FACTOR)
     return ClassEfficiency(compute=ec, memory=em)
 
 
@@ -933,21 +933,27 @@ def efficiency_to_json(efficiency: Efficiency, extra: Mapping[str, Any] | None =
     >>> efficiency_from_json(efficiency_to_json(DEFAULT_EFFICIENCY)) == DEFAULT_EFFICIENCY
     True
     """
-    return json.dumps(efficiency_to_dict(efficiency, extra), indent=2) + "\n"
+    return dumps_json(efficiency_to_dict(efficiency, extra))
+
+
+MAX_FACTOR = 1000.0
+"""The largest efficiency factor read or fitted. A factor is a fraction of the roofline
+peak; fitted factors above 1 happen (data served from L2, an over-counted cost) but a
+layer 1,000 times faster than its roofline is a wrong cost, not an efficiency."""
 
 
 def _positive(value: Any, what: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise FusionlabError(f"{where}: {what} must be a positive number, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 < value <= MAX_FACTOR):
+        raise FusionlabError(
+            f"{where}: {what} must be a number above 0 and at most {MAX_FACTOR:g}, got {value!r}"
+        )
     return float(value)
 
 
 def efficiency_from_json(text: str, where: str = "efficiency JSON") -> Efficiency:
     """Read :func:`efficiency_to_json` output; FusionlabError when it is not one."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FusionlabError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = parse_json(text, where)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise FusionlabError(f"{where}: not an efficiency file (expected schema {SCHEMA!r})")
     raw_classes = data.get("classes")
@@ -976,12 +982,7 @@ def efficiency_from_json(text: str, where: str = "efficiency JSON") -> Efficienc
 
 def read_efficiency(path: str | os.PathLike[str]) -> Efficiency:
     """An efficiency file from disk (FusionlabError naming it when it cannot be read)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise FusionlabError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return efficiency_from_json(text, str(path))
+    return efficiency_from_json(read_text(path), str(path))
 
 
 # ---------------------------------------------------------------------------------------

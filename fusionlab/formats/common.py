@@ -13,7 +13,6 @@ text itself, and names the file in every error it raises.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionlab.errors import FusionlabError
+from fusionlab.io import parse_json, read_text
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,7 @@ def read_source(text_or_path: Source) -> tuple[str, str]:
         if looks_like_text and not ("\n" not in s and _is_file(s)):
             return s, "<text>"
     path = Path(text_or_path)
-    try:
-        if not path.exists():
-            raise FusionlabError(f"{path}: no such file")
-        if path.is_dir():
-            raise FusionlabError(f"{path}: is a folder, not a file")
-        return path.read_text(encoding="utf-8"), str(path)
-    except UnicodeDecodeError:
-        raise FusionlabError(f"{path}: not a text file (invalid UTF-8)") from None
-    except OSError as exc:
-        raise FusionlabError(f"{path}: cannot read ({exc.strerror})") from None
+    return read_text(path), str(path)
 
 
 def load_json(text: str, where: str) -> Any:
@@ -71,10 +62,7 @@ def load_json(text: str, where: str) -> Any:
     ``Metadata`` unescaped (TREx ``fix_unicode``; NVIDIA/TensorRT#2779), which strict JSON
     rejects; Python's non-strict mode accepts them.
     """
-    try:
-        return json.loads(text, strict=False)
-    except json.JSONDecodeError as exc:
-        raise FusionlabError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return parse_json(text, where, control_characters=True)
 
 
 def strip_log_prefix(line: str) -> str:
@@ -138,5 +126,11 @@ def fmt_number(x: float) -> str:
 def to_float(value: Any, what: str, where: str) -> float:
     """A JSON number as float, or a one-line error naming the file and the field."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FusionlabError(f"{where}: {what} must be a number, got {value!r}")
-    return float(value)
+        raise FusionlabError(f"{where}: {what} must be a number, got {str(value)[:40]!r}")
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        raise FusionlabError(f"{where}: {what} is not a finite number")
+    return result

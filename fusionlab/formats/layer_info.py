@@ -20,7 +20,6 @@ True
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +35,7 @@ from fusionlab.formats.common import (
     normalize_layer_names,
     read_source,
 )
+from fusionlab.io import dumps_json
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import BRANCH_SEP, FUSED_SEP, Elimination, How, Kind, Layer, Plan
 from fusionlab.plan.kinds import kind_named, kind_of_engine_type
@@ -220,8 +220,13 @@ def _io_tensors(doc: Mapping[str, Any], where: str) -> tuple[IOTensor, ...]:
     return tuple(out)
 
 
-def parse_engine_info(text_or_path: Source) -> EngineInfo:
-    """The inspector's JSON as :class:`EngineInfo` (every normalization applied)."""
+def parse_engine_info(text_or_path: Source, *, group_myelin: bool = True) -> EngineInfo:
+    """The inspector's JSON as :class:`EngineInfo` (every normalization applied).
+
+    ``group_myelin``: the kernels of one Myelin region (TensorRT 9.2+ detailed layer
+    information) become one layer, as TensorRT runs them (:func:`group_myelin_kernels`);
+    False keeps each kernel a layer (TensorRT-RTX, whose kernels are its layers).
+    """
     text, where = read_source(text_or_path)
     doc = load_json(text, where)
     if not isinstance(doc, dict) or "Layers" not in doc:
@@ -253,12 +258,75 @@ def parse_engine_info(text_or_path: Source) -> EngineInfo:
             )
         )
     extras = doc.get(EXTRAS_KEY)
+    io = _io_tensors(doc, where)
     return EngineInfo(
-        layers=tuple(layers),
-        io=_io_tensors(doc, where),
+        layers=group_myelin_kernels(layers, io) if group_myelin else tuple(layers),
+        io=io,
         extras=extras if isinstance(extras, dict) and schema_version(extras.get("schema")) else None,
         names_only=names_only,
     )
+
+
+MYELIN = "Myelin"
+"""``LayerType`` of a Myelin region read back as one layer (TensorRT's own word for it in
+names-only and older detailed output, NVIDIA/TensorRT#3665 and the TensorRT 9.2 log of the
+evidence report)."""
+_MYELIN_KERNEL = re.compile(r"_myl(\d+)_\d+$")
+
+
+def group_myelin_kernels(layers: Sequence[EngineLayer], io: Sequence[IOTensor] = ()) -> tuple[EngineLayer, ...]:
+    """The kernels of each Myelin region as one layer of ``LayerType`` :data:`MYELIN`.
+
+    With ``--profilingVerbosity=detailed`` TensorRT 9.2+ lists a region kernel by kernel
+    (LayerType ``gemm``, ``kgen``, ``fusion``, ``shape_call``), each named ``<x>_myl<N>_<k>``,
+    the ONNX nodes only in ``Metadata`` (NVIDIA/TensorRT#3665, #4397; the TensorRT 10.16
+    cookbook record); with names only, the same region is one ``{ForeignNode[a...b]}``
+    layer. Kernels sharing ``N`` are one region: its inputs are the tensors its kernels read
+    and none of them writes, its outputs those another layer reads or the engine returns,
+    its nodes the union of the kernels' ``Metadata``, its name ``{ForeignNode[first...last]}``
+    of those nodes (TensorRT's own name for it is not in the file), its ``raw`` the kernels'
+    names under ``"Kernels"``.
+
+    >>> ks = [EngineLayer("node_linear_myl4_0", "gemm", (TensorInfo("p"),), (TensorInfo("t_myl4"),),
+    ...                   ("node_linear", "node_relu")),
+    ...       EngineLayer("__myl_MulSum_myl4_1", "kgen", (TensorInfo("t_myl4"),), (TensorInfo("y"),),
+    ...                   ("node_linear_1",))]
+    >>> (r,) = group_myelin_kernels(ks, [IOTensor("y")])
+    >>> r.name, r.layer_type, [t.name for t in r.inputs], [t.name for t in r.outputs]
+    ('{ForeignNode[node_linear...node_linear_1]}', 'Myelin', ['p'], ['y'])
+    >>> r.metadata
+    ('node_linear', 'node_relu', 'node_linear_1')
+    """
+    groups: dict[str, list[int]] = {}
+    for i, x in enumerate(layers):
+        m = _MYELIN_KERNEL.search(x.name)
+        if m is not None:
+            groups.setdefault(m.group(1), []).append(i)
+    if not groups:
+        return tuple(layers)
+    returned = {t.name for t in io}
+    out: list[EngineLayer] = []
+    for i, x in enumerate(layers):
+        m = _MYELIN_KERNEL.search(x.name)
+        if m is None:
+            out.append(x)
+            continue
+        members = groups[m.group(1)]
+        if members[0] != i:
+            continue
+        kernels = [layers[j] for j in members]
+        mine = set(members)
+        produced = {t.name for k in kernels for t in k.outputs}
+        read_elsewhere = {t.name for j, other in enumerate(layers) if j not in mine for t in other.inputs}
+        inputs = list({t.name: t for k in kernels for t in k.inputs if t.name not in produced}.values())
+        outputs = list({t.name: t for k in kernels for t in k.outputs
+                        if t.name in read_elsewhere or t.name in returned}.values())
+        nodes = tuple(dict.fromkeys(n for k in kernels for n in k.metadata))
+        inside = (nodes[0] if len(nodes) == 1 else f"{nodes[0]}...{nodes[-1]}") if nodes else x.name
+        name = f"{{ForeignNode[{inside}]}}"
+        raw = {"Name": name, "LayerType": MYELIN, "Kernels": [k.name for k in kernels]}
+        out.append(EngineLayer(name, MYELIN, tuple(inputs), tuple(outputs), nodes, raw))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -534,7 +602,18 @@ def _kind(layer: EngineLayer) -> Kind:
         return Kind.REFORMAT
     if layer.name.endswith(" copy"):
         return Kind.COPY
+    if _FOREIGN.fullmatch(layer.name):
+        return Kind.MYELIN  # names-only files: '{ForeignNode[a...b]}' is a Myelin region
     return Kind.UNKNOWN
+
+
+def _region_name(layer: EngineLayer, nodes: Sequence[str]) -> str:
+    """A region grouped from kernels (:func:`group_myelin_kernels`) is named after its first
+    and last ONNX node in graph order; every other layer keeps its engine name."""
+    if not (layer.raw and "Kernels" in layer.raw and nodes):
+        return layer.name
+    inside = nodes[0] if len(nodes) == 1 else f"{nodes[0]}...{nodes[-1]}"
+    return f"{{ForeignNode[{inside}]}}"
 
 
 def _branches(name: str, nodes: Sequence[str], names: _Names) -> tuple[tuple[str, ...], ...]:
@@ -581,7 +660,9 @@ def engine_info_to_plan(
             region = _tensor_region(ins_t, outs_t, graph, known)
             if region is None:
                 continue
-            extra = sorted(n for n in region - claimed if graph.node(n).op not in _LAYOUT_OPS)
+            myelin = _kind(x) is Kind.MYELIN  # a region computes its layout ops too
+            extra = sorted(n for n in region - claimed
+                           if myelin or graph.node(n).op not in _LAYOUT_OPS)
             absorbed_by.update((n, x.name) for n in region - claimed if n not in extra)
             if extra:
                 log.debug("layer %r also computes %s (from its tensors)", x.name, extra)
@@ -590,7 +671,7 @@ def engine_info_to_plan(
 
     layers = tuple(
         Layer(
-            name=x.name,
+            name=_region_name(x, names.ordered(nodes)),
             kind=_kind(x),
             nodes=names.ordered(nodes),
             inputs=tuple(t.name for t in x.inputs),
@@ -671,7 +752,11 @@ def _apply_extras(plan: Plan, extras: Mapping[str, Any]) -> Plan:
 
 
 def read_layer_info(
-    text_or_path: Source, graph: Graph | None = None, *, precision: str | None = None
+    text_or_path: Source,
+    graph: Graph | None = None,
+    *,
+    precision: str | None = None,
+    group_myelin: bool = True,
 ) -> Plan:
     """An actual plan from engine layer information JSON (TensorRT 8.x-11.x).
 
@@ -687,10 +772,15 @@ def read_layer_info(
       nodes; with a graph, a ``NoOp`` layer named after ONNX nodes computes them.
     - With a graph, every node no layer computes is eliminated ("named by no engine layer").
     - A file written by :func:`layer_info_to_json` with its extras reads back as written.
+    - The kernels of a Myelin region (``<x>_myl<N>_<k>``, detailed output of TensorRT 9.2+)
+      are one layer of kind ``Myelin`` (``group_myelin=False`` keeps them apart, as
+      TensorRT-RTX's reader needs); a Myelin region computes the layout ops between its
+      tensors too (``node_view`` in the cookbook record's region).
 
     Raises :class:`FusionlabError` naming the file when it is not such a document.
     """
-    return engine_info_to_plan(parse_engine_info(text_or_path), graph, precision=precision)
+    return engine_info_to_plan(parse_engine_info(text_or_path, group_myelin=group_myelin), graph,
+                               precision=precision)
 
 
 # ---------------------------------------------------------------------------------------
@@ -809,4 +899,4 @@ def layer_info_to_json(
                 for layer in plan.layers
             ],
         }
-    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    return dumps_json(doc, indent=1)

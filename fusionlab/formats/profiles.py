@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -79,9 +80,9 @@ def _repair_quotes(text: str) -> str:
 
 def _load_profile_json(text: str, where: str) -> Any:
     try:
-        return json.loads(text, strict=False)
-    except json.JSONDecodeError:
-        return load_json(_repair_quotes(text), where)
+        return load_json(text, where)
+    except FusionlabError:
+        return load_json(_repair_quotes(text), where)  # the same error again if not quotes
 
 
 def _layer_time(rec: Mapping[str, Any], where: str) -> LayerTime:
@@ -214,9 +215,21 @@ def times_to_json(traces: Sequence[InferenceTrace]) -> str:
 # "=== Performance summary ===" text
 
 
+def _number_in_text(text: str, what: str, where: str) -> float:
+    """A number read from a log line: finite, or a one-line error naming the file."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise FusionlabError(f"{where}: {what}: cannot read the number {text.strip()[:40]!r}") from None
+    if not math.isfinite(value):
+        raise FusionlabError(f"{where}: {what}: {text.strip()[:40]} is not a finite number")
+    return value
+
+
 def _stat_line(text: str, where: str, what: str) -> Latency:
-    found = {m.group(1).split("(")[0]: float(m.group(3)) for m in _STAT.finditer(text)}
-    pcts = {float(m.group(2)): float(m.group(3)) for m in _STAT.finditer(text) if m.group(2)}
+    found = {m.group(1).split("(")[0]: _number_in_text(m.group(3), what, where) for m in _STAT.finditer(text)}
+    pcts = {_number_in_text(m.group(2), what, where): _number_in_text(m.group(3), what, where)
+            for m in _STAT.finditer(text) if m.group(2)}
     missing = [k for k in ("min", "max", "mean", "median") if k not in found]
     if missing:
         raise FusionlabError(f"{where}: {what} line lacks {', '.join(missing)}")
@@ -237,13 +250,13 @@ def parse_summary(text: str, where: str = "<text>") -> Summary | None:
             continue
         key = key.strip()
         if key == "Throughput" and "qps" in rest:
-            fields["throughput_qps"] = float(rest.replace("qps", "").strip())
+            fields["throughput_qps"] = _number_in_text(rest.replace("qps", ""), key, where)
         elif key in _SUMMARY_KEYS and "=" in rest and _SUMMARY_KEYS[key] not in fields:
             fields[_SUMMARY_KEYS[key]] = _stat_line(rest, where, key)
         elif key == "Total Host Walltime":
-            fields["total_host_walltime_s"] = float(rest.replace(" s", "").strip())
+            fields["total_host_walltime_s"] = _number_in_text(rest.replace(" s", ""), key, where)
         elif key == "Total GPU Compute Time":
-            fields["total_gpu_compute_s"] = float(rest.replace(" s", "").strip())
+            fields["total_gpu_compute_s"] = _number_in_text(rest.replace(" s", ""), key, where)
     if "throughput_qps" not in fields and "latency" not in fields:
         return None
     return Summary(**fields)
@@ -330,10 +343,7 @@ def parse_profile_table(text: str, where: str = "<text>") -> Profile | None:
             raise FusionlabError(f"{where}: cannot read profile row {line.strip()!r}")
         name, numbers = (parts[0], parts[1:]) if name_first else (parts[k], parts[:k])
         name = name.strip()
-        try:
-            values = [float(v) for v in numbers]
-        except ValueError:
-            raise FusionlabError(f"{where}: cannot read profile row {line.strip()!r}") from None
+        values = [_number_in_text(v, f"profile row {name[:60]!r}", where) for v in numbers]
         median = values[2] if has_median else None
         layers.append(LayerTime(name, values[0], values[1], median, values[-1]))
     if layers and layers[-1].name == "Total":

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -92,6 +92,8 @@ class Work:
         self._alias: dict[str, str] = {}
         self._twins: dict[str, list[str]] = {}
         """Tensor -> outputs of eliminated duplicates that alias it (their readers read it)."""
+        self._shortcut: dict[str, str] = {}
+        """Tensor -> a tensor further along its alias chain (a cache; chains only grow)."""
         self._consts: set[str] = set(graph.weights)
         for name in graph.order:
             if name in self.eliminated:
@@ -110,9 +112,20 @@ class Work:
         return [i for i, layer in enumerate(self.layers) if layer is not None]
 
     def resolve(self, tensor: str) -> str:
-        """The tensor that really holds ``tensor``'s data once pass-through nodes are gone."""
-        while tensor in self._alias:
-            tensor = self._alias[tensor]
+        """The tensor that really holds ``tensor``'s data once pass-through nodes are gone.
+
+        Chains of aliases are compressed as they are walked (a chain of a thousand Identity
+        nodes is walked once, not once per lookup).
+        """
+        alias = self._alias
+        if tensor not in alias:
+            return tensor
+        shortcut, chain = self._shortcut, []
+        while tensor in alias:
+            chain.append(tensor)
+            tensor = shortcut.get(tensor) or alias[tensor]  # a jump further down the chain
+        for t in chain:
+            shortcut[t] = tensor
         return tensor
 
     def is_const(self, tensor: str) -> bool:
@@ -263,6 +276,39 @@ class Work:
         self._edited = True
         if other in self.inserted_after:
             self.inserted_after.setdefault(into, []).extend(self.inserted_after.pop(other))
+        return merged
+
+    def merge_group(
+        self, indices: Sequence[int], *, rule: str, kind: Kind, name: Callable[[tuple[str, ...]], str]
+    ) -> Layer:
+        """Merge every layer of ``indices`` into the first, at once (the nodes in graph
+        order); ``name`` names the result from its nodes. Equivalent to merging them one by
+        one, but computes the group's tensors once (a chain of a thousand point-wise nodes
+        is one step, not a thousand)."""
+        into = indices[0]
+        members = [self.layer(i) for i in indices]
+        position = self.graph.position
+        nodes = tuple(sorted((n for m in members for n in m.nodes), key=position.__getitem__))
+        for i in indices[1:]:
+            for n in self.layer(i).nodes:
+                self.owner[n] = into
+        written = {t for m in members for t in m.outputs}
+        inputs = tuple(dict.fromkeys(t for m in members for t in m.inputs if t not in written))
+        outputs = tuple(
+            t for t in dict.fromkeys(t for m in members for t in m.outputs)
+            if self.is_graph_output(t) or any(self.owner.get(c) != into for c in self.consumers(t))
+        )
+        merged = Layer(
+            name=name(nodes), kind=kind, nodes=nodes, rule=rule,
+            absorbed=tuple(a for m in members for a in m.absorbed),
+            inputs=inputs, outputs=outputs, branches=tuple(b for m in members for b in m.branches),
+        )
+        self.layers[into] = merged
+        for i in indices[1:]:
+            self.layers[i] = None
+            if i in self.inserted_after:
+                self.inserted_after.setdefault(into, []).extend(self.inserted_after.pop(i))
+        self._edited = True
         return merged
 
     def relabel(self, index: int, **changes: object) -> Layer:

@@ -43,6 +43,11 @@ WEIGHTED = ops.CONV | ops.GEMM
 """Ops that take quantized weights: ``[DQ(x), DQ(w)] > op > Q`` becomes one INT8 layer."""
 
 
+NOT_IMPLICIT = "explicit INT8 (Q/DQ nodes), not implicit (calibrated) INT8"
+"""Why an implicit-INT8 rule (fuse_conv_pool, fuse_depthwise_separable) rejects a Q/DQ
+network: records/trex-resnet18-a100-qat keeps ``Conv_9`` and ``MaxPool_12`` apart."""
+
+
 def has_qdq(graph: Graph) -> bool:
     """True for an explicitly quantized model (any QuantizeLinear or DequantizeLinear)."""
     return any(graph.node(n).op in QDQ_OPS for n in graph.order)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from fusionlab.errors import FusionlabError
+from fusionlab.fusion import myelin as _myelin
+from fusionlab.fusion.myelin import MyelinRules
 from fusionlab.ir import ops
 
 
@@ -75,6 +77,12 @@ class Target:
     """Fact -> where it comes from (documentation page, release note, recorded engine)."""
     differences: tuple[str, ...] = ()
     """How this target differs from ``classic``, each with its source."""
+    myelin: MyelinRules | None = None
+    """Which sub-graphs go to TensorRT's Myelin compiler (None: no Myelin partition)."""
+    conv_pool: frozenset[str] = frozenset()
+    """Precisions at which a pooling layer joins the convolution layer before it."""
+    depthwise_separable: frozenset[str] = frozenset()
+    """Precisions at which a depthwise convolution and the convolution after it are one layer."""
 
     def activations_for(self, precision: str) -> frozenset[str]:
         """Activations fused into a convolution at ``precision``."""
@@ -224,14 +232,20 @@ QDQ_TRT11 = QdqRules(
 _MODERN_PASSES = (
     "quantize_weights",
     "fold_constants",
+    "partition_myelin",  # TensorRT's Myelin partition runs before the CASK fusions
     "eliminate_noops",
+    "fuse_shuffles",
     "fold_pad",
     "fold_batchnorm",
+    "fuse_matmul_bias",
     "fuse_conv_add",
     "fuse_conv_activation",
     "fuse_scale_activation",
+    "fuse_softmax_topk",
     "fuse_pointwise",
     "fuse_conv_pointwise",
+    "fuse_depthwise_separable",
+    "fuse_conv_pool",
     "merge_siblings",
     "eliminate_duplicate_quantize",
     "fuse_qdq_conv",
@@ -264,6 +278,10 @@ _MODERN_DIFFERENCES = (
     f"merges sibling convolutions of any kernel size, not only 1x1 ({HORIZONTAL_8})",
 )
 
+_IMPLICIT_INT8 = frozenset({"int8"})
+"""Implicit (calibrated) INT8: a builder precision in TensorRT 8 and 10, gone in 11."""
+
+
 def _modern(
     name: str,
     versions: str,
@@ -271,6 +289,10 @@ def _modern(
     *,
     sources: Mapping[str, str] | None = None,
     differences: tuple[str, ...] = (),
+    myelin: MyelinRules | None = None,
+    fc_ops: frozenset[str] = frozenset({"Gemm"}),
+    conv_pool: frozenset[str] = frozenset(),
+    depthwise_separable: frozenset[str] = frozenset(),
     qdq: QdqRules | None = None,
 ) -> Target:
     """A target with the rules of TensorRT 8 and later, plus its own sources and notes."""
@@ -280,13 +302,17 @@ def _modern(
         description=description,
         passes=_MODERN_PASSES,
         conv_activations=_MODERN_ACTIVATIONS,
-        activation_producers=frozenset({"Conv", "ConvTranspose", "Gemm"}),
+        activation_producers=frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"}),
         pointwise_ops=_POINTWISE,
         conv_pointwise=frozenset({"fp16", "bf16", "int8"}),
         horizontal_kernels="any",
-        sources={**_MODERN_SOURCES, **(sources or {}),
+        fc_ops=fc_ops,
+        sources={**_MODERN_SOURCES, **(sources or {}), **(myelin.sources if myelin else {}),
                  **{f"Q/DQ: {fact}": src for fact, src in (qdq.sources if qdq else {}).items()}},
         differences=(*_MODERN_DIFFERENCES, *differences),
+        myelin=myelin,
+        conv_pool=conv_pool,
+        depthwise_separable=depthwise_separable,
         qdq=qdq,
     )
 
@@ -320,15 +346,23 @@ TARGETS: Mapping[str, Target] = {
             "TensorRT 8.x",
             "TensorRT 8: residual add, point-wise (PWN) and horizontal fusion; checked against recorded engines",
             differences=(f"fuses Q/DQ (explicitly quantized) networks into INT8 layers ({GUIDE8_QDQ}; {QAT_RECORD})",),
+            # facts in which trt8, trt10 and trt11 differ (docs/target-differences.md):
+            myelin=_myelin.TRT8,
+            conv_pool=_IMPLICIT_INT8,
+            depthwise_separable=_IMPLICIT_INT8,
             qdq=QDQ_TRT8,
         ),
         _modern(
             "trt10",
             "TensorRT 10.x",
-            "TensorRT 10 (default): the trt8 rules; no fusion change is documented in the 10.x notes",
-            sources={"same rules as 8.x": f"{CATALOG} (latest catalog lists the 8.x rules)"},
-            differences=("no documented fusion change from trt8",
+            "TensorRT 10 (default): the trt8 CASK rules; fully connected layers go to Myelin",
+            sources={"same CASK rules as 8.x": f"{CATALOG} (latest catalog lists the 8.x rules)"},
+            differences=("no documented change of the CASK fusions from trt8",
                          f"Q/DQ rules as trt8 ({NO_QDQ_CHANGE})"),
+            myelin=_myelin.TRT10,
+            fc_ops=frozenset(),  # a Gemm is a Myelin op: no CASK FC absorbs the Flatten
+            conv_pool=_IMPLICIT_INT8,
+            depthwise_separable=_IMPLICIT_INT8,  # no 10.x evidence: as trt8
             qdq=QDQ_TRT10,
         ),
         _modern(
@@ -345,6 +379,8 @@ TARGETS: Mapping[str, Target] = {
                 f"INT8 only from Q/DQ nodes: int8 without them is refused ({INT8_11})",
                 f"Q/DQ rules as trt8 ({NO_QDQ_CHANGE})",
             ),
+            myelin=_myelin.TRT11,
+            fc_ops=frozenset(),
             qdq=QDQ_TRT11,
         ),
     )

@@ -216,7 +216,11 @@ def _dtype_name(elem_type: int) -> str | None:
     try:
         return str(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)))
     except (KeyError, TypeError, ValueError):
+        pass
+    try:
         return str(onnx.TensorProto.DataType.Name(elem_type)).lower()
+    except ValueError:  # an element type the ONNX standard does not define
+        return f"unknown-{elem_type}"
 
 
 def _tensor_of(vi: onnx.ValueInfoProto) -> Tensor:
@@ -274,15 +278,24 @@ def _check_external_data(
             raise FusionlabError(
                 f"{where}: initializer {init.name!r} has external data without a location"
             )
-        target = (folder / location).resolve()
+        try:
+            target = (folder / location).resolve()
+        except (OSError, ValueError):  # a NUL byte, a name too long, a loop of links
+            raise FusionlabError(
+                f"{where}: external data location {location[:60]!r} of {init.name!r} is not a file name"
+            ) from None
         if not target.is_relative_to(folder):
             raise FusionlabError(
                 f"{where}: external data {location!r} of {init.name!r} lies outside "
                 "the model's folder"
             )
-        if not target.is_file():
+        try:
+            present = target.is_file()
+        except (OSError, ValueError):
+            present = False
+        if not present:
             raise FusionlabError(
-                f"{where}: missing external data file {location!r} for {init.name!r}"
+                f"{where}: missing external data file {location[:60]!r} for {init.name!r}"
             )
 
 
@@ -432,7 +445,10 @@ def _tensor_attr(t: onnx.TensorProto) -> Any:
     n = math.prod(t.dims)
     if t.data_location == onnx.TensorProto.EXTERNAL or n > MAX_ATTR_TENSOR_ELEMENTS:
         return f"<tensor {_dtype_name(t.data_type)} {list(t.dims)}>"
-    return numpy_helper.to_array(t).tolist()
+    try:
+        return numpy_helper.to_array(t).tolist()
+    except Exception:  # a malformed tensor attribute (wrong data length, odd type): keep a summary
+        return f"<tensor {_dtype_name(t.data_type)} {list(t.dims)}, unreadable>"
 
 
 def _attr_value(value: Any) -> Any:

@@ -16,10 +16,10 @@ True
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fusionlab.errors import FusionlabError
+from fusionlab.io import dumps_json, parse_json
 from fusionlab.plan import BRANCH_SEP, Elimination, How, Layer, Plan
 from fusionlab.plan.kinds import Kind, kind_named, kind_of_engine_type
 
@@ -78,7 +78,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 def plan_to_json(plan: Plan) -> str:
     """Canonical JSON text of a plan (stable key order, two-space indent, final newline)."""
-    return json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False) + "\n"
+    return dumps_json(plan_to_dict(plan))
 
 
 def _strs(value: Any, what: str) -> tuple[str, ...]:
@@ -245,10 +245,4 @@ def plan_from_dict(data: Any) -> Plan:
 
 def plan_from_json(text: str) -> Plan:
     """Parse :func:`plan_to_json` output (or a version-1 file)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FusionlabError(
-            f"plan JSON: not valid JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
-    return plan_from_dict(data)
+    return plan_from_dict(parse_json(text, "plan JSON"))

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 
 from fusionlab.errors import FusionlabError
 from fusionlab.ir import ops
-from fusionlab.plan import BRANCH_SEP, FUSED_SEP, How, Layer, Plan, join_branches
+from fusionlab.plan import BRANCH_SEP, FUSED_SEP, How, Kind, Layer, Plan, join_branches
 
 if TYPE_CHECKING:
     import os
@@ -82,8 +82,10 @@ FAMILY_COLOURS: Mapping[str, str] = {
     "reduce": "#fdae6b",
     "shuffle": "#d9d9d9",
     "control": "#bcbddc",
+    "myelin": "#fbb4ae",
 }
-"""Fill colour of each op family; any other family gets :func:`stable_colour`."""
+"""Fill colour of each op family (and of a Myelin region drawn as one box); any other family
+gets :func:`stable_colour`."""
 
 FAMILY_NAMES: Mapping[str, str] = {
     "conv": "convolution",
@@ -96,6 +98,7 @@ FAMILY_NAMES: Mapping[str, str] = {
     "reduce": "reduction",
     "shuffle": "shape / data movement",
     "control": "control flow",
+    "myelin": "Myelin region (one layer; --expand draws its ops)",
     "other": "other",
 }
 
@@ -392,24 +395,62 @@ def _slices(graph: Graph, name: str) -> list[tuple[str, str]]:
     return out
 
 
-def _plan_scene(plan: Plan, graph: Graph | None, members: bool) -> _Scene:
+def expanded_regions(plan: Plan, expand: Iterable[str]) -> set[int]:
+    """Indexes of the Myelin layers ``expand`` names (by layer name or by one of its nodes).
+
+    >>> r = Layer("{ForeignNode[a...b]}", Kind.MYELIN, ("a", "b"))
+    >>> expanded_regions(Plan((r,)), ["b"]), expanded_regions(Plan((r,)), [r.name])
+    ({0}, {0})
+    >>> expanded_regions(Plan((r,)), ["c"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    fusionlab.errors.FusionlabError: --expand: no Myelin region named 'c' or holding ... {ForeignNode[a...b]})
+    """
+    wanted = list(expand)
+    regions = {i: layer for i, layer in enumerate(plan.layers) if layer.kind is Kind.MYELIN}
+    found: set[int] = set()
+    for item in wanted:
+        hits = {i for i, layer in regions.items() if item == layer.name or item in layer.nodes}
+        if not hits:
+            names = ", ".join(cap(layer.name, 80) for layer in list(regions.values())[:5]) or "none"
+            raise FusionlabError(f"--expand: no Myelin region named {item!r} or holding a node of "
+                                 f"that name (regions: {names})")
+        found |= hits
+    return found
+
+
+def regions_in(plan: Plan, expand: Iterable[str]) -> list[str]:
+    """The items of ``expand`` that name a Myelin region of ``plan`` (a stage before the
+    Myelin partition has none)."""
+    return [item for item in expand
+            if any(layer.kind is Kind.MYELIN and (item == layer.name or item in layer.nodes)
+                   for layer in plan.layers)]
+
+
+def _plan_scene(plan: Plan, graph: Graph | None, members: bool,
+                expand: Iterable[str] = ()) -> _Scene:
     scene = _Scene(graph, plan)
     known = set(graph.order) if graph is not None else set()
     position = {n: i for i, n in enumerate(graph.order)} if graph is not None else {}
+    opened = expanded_regions(plan, expand)
     for i, layer in enumerate(plan.layers):
         key = f"L{i}"
-        inside = tuple(n for n in layer.nodes if n in known) if members else ()
+        inside_too = members and (layer.kind is not Kind.MYELIN or i in opened)  # a region: one box
+        inside = tuple(n for n in layer.nodes if n in known) if inside_too else ()
         role = "inserted" if layer.inserted else "layer"
         scene.add(_Unit(key, layer.name, role, layer=layer, index=i, members=inside))
         for n in layer.nodes:
             if n in known and n not in scene.unit_of:
                 scene.unit_of[n] = key
-                scene.node_ids[n] = f"n{position[n]}" if members else key
+                scene.node_ids[n] = f"n{position[n]}" if inside_too else key
     if graph is None:
         _tensor_edges(scene, plan)
         return scene
+    hidden = _hidden_in_boxes(plan, graph, scene)
     for name in graph.order:
         if name in scene.unit_of:
+            continue
+        if name in hidden:
+            scene.unit_of[name] = scene.node_ids[name] = hidden[name]
             continue
         key = f"n{position[name]}"
         role = "buffer" if _is_buffer(graph, plan, name) else "eliminated"
@@ -435,6 +476,8 @@ def _plan_scene(plan: Plan, graph: Graph | None, members: bool) -> _Scene:
                 for t in layer.inputs:
                     copies[(t, b)] = f"L{i}"
     for u in graph.order:
+        if u in hidden:
+            continue  # drawn inside the layer it feeds: no edge of its own
         for v in sorted(graph.nx.successors(u), key=position.__getitem__):
             data = graph.nx.edges[u, v]
             su, sv = scene.unit_of[u], scene.unit_of[v]
@@ -470,6 +513,28 @@ def _plan_scene(plan: Plan, graph: Graph | None, members: bool) -> _Scene:
     _tensor_edges(scene, plan)
     _terminals(scene, graph)
     return scene
+
+
+def _hidden_in_boxes(plan: Plan, graph: Graph, scene: _Scene) -> dict[str, str]:
+    """Constant-folded nodes that only feed one layer drawn as a single box, or one Myelin
+    region: drawn inside it (hidden), not as boxes of their own. A transformer's region reads
+    hundreds of folded Constant and shape nodes; as separate boxes they would bury it."""
+    hidden: dict[str, str] = {}
+    for name in reversed(graph.order):
+        gone = plan.eliminated.get(name)
+        if gone is None or gone.how is not How.CONSTANT:
+            continue
+        homes = set()
+        for t in graph.node(name).outputs:
+            for c in graph.consumers.get(t, ()):
+                homes.add(hidden.get(c) or scene.unit_of.get(c))
+        if len(homes) == 1:
+            (home,) = homes
+            unit = scene.units.get(home) if home is not None else None
+            if unit is not None and unit.role == "layer" and unit.layer is not None \
+                    and (not unit.members or unit.layer.kind is Kind.MYELIN):
+                hidden[name] = unit.key
+    return hidden
 
 
 def _tensor_label(graph: Graph | None, tensor: str) -> str:
@@ -617,6 +682,18 @@ def _ops_summary(graph: Graph | None, layer: Layer) -> str:
     merged branches, branches joined by ``||`` otherwise."""
     if graph is None:
         return ""
+    if layer.kind is Kind.MYELIN:
+        counts: dict[str, int] = {}
+        for n in layer.nodes:
+            if n in graph:
+                op = graph.node(n).op
+                counts[op] = counts.get(op, 0) + 1
+        order = ["gemm", "norm", "reduce", "conv", "activation", "pointwise", "pool", "concat"]
+        top = sorted(counts.items(), key=lambda kv: (
+            order.index(ops.family(kv[0])) if ops.family(kv[0]) in order else len(order),
+            -kv[1], kv[0]))
+        text = ", ".join(f"{c} {op}" for op, c in top[:4]) + (", ..." if len(top) > 4 else "")
+        return cap(f"{len(layer.nodes)} nodes: {text}", 80)
     groups = _branches(layer) or [layer.nodes]
     texts = ["+".join(graph.node(n).op for n in g if n in graph) for g in groups]
     texts = [t for t in texts if t]
@@ -717,11 +794,13 @@ def _unit_lines(scene: _Scene, unit: _Unit, *, context: bool, marks: Mapping[str
 
 
 def _layer_family(graph: Graph | None, layer: Layer) -> str:
+    if layer.kind is Kind.MYELIN:
+        return "myelin"
     if graph is not None:
         for n in layer.nodes:
             if n in graph:
-                return ops.family(graph.node(n).op)
-    return layer.kind.value
+                return str(ops.family(graph.node(n).op))
+    return str(layer.kind)
 
 
 def _layer_fill(graph: Graph | None, layer: Layer) -> str:
@@ -962,8 +1041,14 @@ def plan_to_dot(
     mark_colours: Mapping[str, str] = MARK_COLOURS,
     legend: bool = True,
     rankdir: str = "TB",
+    expand: Iterable[str] = (),
 ) -> str:
     """A plan as DOT: one cluster per layer (``members=False``: one box per layer).
+
+    A Myelin region (``{ForeignNode[...]}``) is one box, its op counts in the label, unless
+    ``expand`` names it (its layer name, or one of its nodes): then it is a cluster of its
+    ops like any layer. Constant-folded nodes that feed only a layer drawn as one box are
+    drawn inside it.
 
     ``graph`` supplies the member ops, shapes and node-level edges; without it (or for
     nodes it does not know) layers are joined by the tensor names in their inputs and
@@ -978,7 +1063,7 @@ def plan_to_dot(
     >>> "L0 -> L1" in text
     True
     """
-    scene = _plan_scene(plan, graph, members)
+    scene = _plan_scene(plan, graph, members, expand)
     keyed = {f"L{i}": mark for i, mark in (marks or {}).items()}
     for node, mark in (node_marks or {}).items():
         key = scene.unit_of.get(node)
@@ -1029,9 +1114,12 @@ def stage_dots(
     radius: int = 1,
     match: str | None = None,
     members: bool = True,
+    expand: Iterable[str] = (),
 ) -> tuple[tuple[str, str], ...]:
     """(stage name, DOT) for every stage: ``original`` is the ONNX graph, then one plan
-    per pass of the target. ``titles`` overrides the title of the stages it names."""
+    per pass of the target. ``titles`` overrides the title of the stages it names;
+    ``expand`` opens the Myelin regions it names in the stages that have them."""
+    expand = list(expand)
     out: list[tuple[str, str]] = []
     for i, stage in enumerate(prediction.stages):
         title, subtitle = stage_title(prediction, i)
@@ -1042,7 +1130,8 @@ def stage_dots(
                                radius=radius, match=match)
         else:
             dot = plan_to_dot(stage.plan, prediction.graph, title=title, subtitle=subtitle,
-                              focus=focus, radius=radius, match=match, members=members)
+                              focus=focus, radius=radius, match=match, members=members,
+                              expand=regions_in(stage.plan, expand))
         out.append((stage.name, dot))
     return tuple(out)
 
@@ -1083,6 +1172,7 @@ def diff_to_dot(
     radius: int = 1,
     match: str | None = None,
     members: bool = True,
+    expand: Iterable[str] = (),
 ) -> str:
     """The engine's (actual) plan, each layer's border coloured by how it compares with
     the prediction (:func:`diff_marks`, :data:`MARK_COLOURS`), with a legend."""
@@ -1100,7 +1190,7 @@ def diff_to_dot(
         + " · ".join(counts)
     return plan_to_dot(actual, graph, title=title or f"{name}: the engine's layers vs the prediction",
                        subtitle=subtitle, focus=focus, radius=radius, match=match, members=members,
-                       marks=marks, node_marks=node_marks)
+                       marks=marks, node_marks=node_marks, expand=expand)
 
 
 def write_figure(

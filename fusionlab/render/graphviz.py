@@ -36,7 +36,7 @@ INSTALL_HINT = (
     "'brew install graphviz', 'conda install graphviz' or https://graphviz.org/download/"
 )
 
-DOT_TIMEOUT_S = 600
+DOT_TIMEOUT_S = 120
 """How long ``dot`` may run before fusionlab gives up (huge graphs: use --focus or --match)."""
 
 
@@ -64,6 +64,7 @@ def run_dot(source: str, fmt: str) -> bytes:
     exe = dot_program()
     if exe is None:
         raise FusionlabError(INSTALL_HINT)
+
     log.debug("running %s -T%s on %d bytes of DOT", exe, fmt, len(source))
     try:
         proc = subprocess.run(

@@ -9,7 +9,7 @@ ShuffleNetV2)
 are written node for node as ``torch.onnx.export`` writes them, at their export's opset
 (13, 17 or 18), with the exporter's ``batch_size``.
 
-The synthetic ``inception-chain-<blocks>`` family accepts any number of blocks (20 nodes
+The synthetic ``inception-chain-<blocks>`` family accepts up to :data:`CHAIN_MAX` blocks (20 nodes
 each); :func:`names` lists ``inception-chain-500`` (10,000 nodes) as its representative.
 
 >>> "inception3a" in names()
@@ -35,6 +35,7 @@ from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
 from fusionlab.zoo import (
     convnext,
+    cookbook,
     densenet,
     efficientnet,
     inception,
@@ -67,6 +68,8 @@ class Entry:
 _CHAIN = re.compile(r"inception-chain-([1-9][0-9]*)")
 CHAIN_LISTED = 500
 """The chain length that :func:`names` lists (500 blocks, 10,000 nodes)."""
+CHAIN_MAX = 20_000
+"""The longest chain the zoo builds (400,000 nodes: four times the scale benchmark's)."""
 
 _MODELS: dict[str, Entry] = {
     e.name: e
@@ -98,6 +101,8 @@ _MODELS: dict[str, Entry] = {
         Entry("shufflenetv2", shufflenet.DESCRIPTIONS["shufflenetv2"], shufflenet.shufflenetv2),
         Entry("shufflenetv2-legacy", shufflenet.DESCRIPTIONS["shufflenetv2-legacy"],
               shufflenet.shufflenetv2_legacy),
+        # the network of a published TensorRT 10.16 engine (records/cookbook-mnist-trt10.16-h100)
+        Entry("mnist-cookbook", cookbook.DESCRIPTION, cookbook.mnist_cookbook),
     )
 }
 
@@ -121,10 +126,15 @@ def _entry(name: str) -> Entry:
         return _MODELS[name]
     match = _CHAIN.fullmatch(name)
     if match:
-        return _chain_entry(int(match.group(1)))
+        digits = match.group(1)
+        if len(digits) > len(str(CHAIN_MAX)) or int(digits) > CHAIN_MAX:
+            raise FusionlabError(
+                f"inception-chain-{digits[:20]}: at most {CHAIN_MAX:,} blocks ({20 * CHAIN_MAX:,} nodes)"
+            )
+        return _chain_entry(int(digits))
     raise FusionlabError(
-        f"unknown model {name!r}; known models: {', '.join(names())} "
-        "(inception-chain-<blocks> takes any number of blocks)"
+        f"unknown model {name[:80]!r}; known models: {', '.join(names())} "
+        f"(inception-chain-<blocks> takes 1 to {CHAIN_MAX:,} blocks)"
     )
 
 

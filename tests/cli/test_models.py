@@ -88,7 +88,7 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert exit_info.value.code == 2
     capsys.readouterr()
     code, out, err = run(capsys, "models")
-    assert code == 2 and out == "" and err.startswith("usage: fusionlab models")
+    assert code == 2 and out == "" and err.startswith("fusionlab: error: models needs an action")
 
 
 def test_installed_script(tmp_path: Path) -> None:

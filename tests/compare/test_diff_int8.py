@@ -46,7 +46,10 @@ def test_resnet18_qat_matches_every_engine_layer(
     assert (d.metrics.exact_matches, d.metrics.engine_layers) == (33, 33)
     assert [m.status for m in d.matches] == ["matched"] * 33
     assert d.metrics.pair_precision == d.metrics.pair_recall == 1.0
-    assert d.eliminated_disagreements == ()
+    # trt10/trt11: a Gemm is Myelin's and no CASK fully connected layer absorbs the Flatten
+    # (Target.fc_ops empty); this TensorRT 8 engine's FC absorbed it
+    assert [n for n, _, _ in d.eliminated_disagreements] == (
+        [] if target == "trt8" else ["Flatten_247"])
     assert d.inserted == (
         "Reformatting CopyNode for Output Tensor 0 to MaxPool_12",
         "Reformatting CopyNode for Input Tensor 0 to GlobalAveragePool_246",

@@ -12,6 +12,7 @@ import pytest
 from fusionlab import zoo
 from fusionlab.errors import FusionlabError
 from fusionlab.zoo import inception
+from tests.zoo.test_cookbook import COOKBOOK  # the TensorRT Cookbook's network, tested there
 from tests.zoo.test_modern import MODERN  # the exporter-style models, tested there
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,7 @@ def _run(model: onnx.ModelProto, batch: int) -> tuple[list[int | str], np.ndarra
 
 
 def test_names_are_the_zoo() -> None:
-    assert set(zoo.names()) == EXPECTED | set(MODERN)
+    assert set(zoo.names()) == EXPECTED | set(MODERN) | COOKBOOK
     assert zoo.names() == sorted(zoo.names())
 
 

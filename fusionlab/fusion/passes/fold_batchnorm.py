@@ -15,7 +15,7 @@ into is the target's fact (``Target.batchnorm_producers``).
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, alone, conv_tail
+from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, alone, layer_tail
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
 
@@ -45,7 +45,7 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     for name, node, mine in alone(work, {"BatchNormalization"}):
         data = work.data_inputs(name)
         src = work.producer_layer(data[0]) if data else None
-        tail = conv_tail(work.ops_of(src)) if src is not None else None
+        tail = layer_tail(work, src) if src is not None else None
         if src is None or tail != [] or graph.node(work.layer(src).nodes[-1]).op not in producers:
             reject(1, [name], "kept as a Scale layer")
             continue

@@ -14,7 +14,7 @@ Which activations fuse, at which precision, and into which layers, is the target
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, activation_candidates, conv_tail
+from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, activation_candidates, layer_tail
 from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
@@ -45,7 +45,7 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     for name, mine, src in activation_candidates(work, ctx):
         op = graph.node(name).op
         layer_ops = work.ops_of(src) if src is not None else []
-        tail = conv_tail(layer_ops)
+        tail = layer_tail(work, src) if src is not None else None
         core = layer_ops[1] if layer_ops and layer_ops[0] == "Pad" else (layer_ops[0] if layer_ops else "")
         if (
             src is None

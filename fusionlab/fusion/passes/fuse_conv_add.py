@@ -20,7 +20,7 @@ operand order is, and it gives the same answer on exported models.
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, alone, conv_tail
+from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, alone, layer_tail
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
 
@@ -60,7 +60,7 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
             src = work.producer_layer(t)
             if src is None or src == mine:
                 continue
-            tail = conv_tail(work.ops_of(src))
+            tail = layer_tail(work, src)
             if tail is None or any(op != "BatchNormalization" for op in tail):
                 continue
             if not work.outputs_consumed_only_by(src, mine):

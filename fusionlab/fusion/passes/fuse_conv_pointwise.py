@@ -14,7 +14,7 @@ At which precisions the epilogue joins is the target's table (``Target.conv_poin
 from __future__ import annotations
 
 from fusionlab.fusion.partition import Work
-from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, conv_tail
+from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, layer_tail
 from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Kind, Plan
@@ -46,7 +46,7 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
             continue
         inputs = work.external_inputs(index)
         src = work.producer_layer(inputs[0]) if len(inputs) == 1 else None
-        tail = conv_tail(work.ops_of(src)) if src is not None else None
+        tail = layer_tail(work, src) if src is not None else None
         if src is None or tail is None or any(op not in ("BatchNormalization", "Add") for op in tail):
             reject(1, layer.nodes)
             continue

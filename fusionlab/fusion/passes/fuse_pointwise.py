@@ -45,34 +45,56 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     reject = ctx.rejector(RULE)
     allowed = ctx.target.pointwise_ops
-    position = graph.position
 
     def pointwise(index: int) -> bool:
         return all(op in allowed for op in work.ops_of(index))
 
+    def readers(index: int) -> set[int] | None:
+        """The layers that read what ``index`` writes; None when it writes a graph output or
+        a node in no layer reads it."""
+        found: set[int] = set()
+        for t in work.layer(index).outputs:
+            if work.is_graph_output(t):
+                return None
+            for c in work.consumers(t):
+                if c not in work.owner:
+                    return None  # e.g. an eliminated Concat writes it into another buffer
+                found.add(work.owner[c])
+        return found
+
+    grouped: set[int] = set()
     for name in reversed(graph.order):
-        if name not in work.owner:
+        root = work.owner.get(name)
+        if root is None or root in grouped or not pointwise(root):
             continue
-        current = work.owner[name]
-        if not pointwise(current):
-            continue
-        grown = True
-        while grown:
-            grown = False
+        # Grow from the consumer side: a producer joins once every layer that reads it is in
+        # the group (condition 2), which also keeps the fused graph acyclic.
+        group, waiting = [root], {}
+        members = {root}
+        stack = [root]
+        while stack:
+            current = stack.pop()
             for t in work.external_inputs(current):
                 src = work.producer_layer(t)
-                if src is None or src == current:
+                if src is None or src in members or src in grouped or not pointwise(src):
                     continue
-                pair = [*work.layer(src).nodes, *work.layer(current).nodes]
-                if not pointwise(src):
+                if src not in waiting:
+                    outside = readers(src)
+                    waiting[src] = (outside - members, t) if outside is not None else (None, t)
+                pending, _ = waiting[src]
+                if pending is None:
                     continue
-                if not work.outputs_consumed_only_by(src, current):
-                    reject(2, pair, f"{t} is read elsewhere or is a graph output")
-                    continue
-                merged = work.merge(src, current, rule=RULE.name, kind=Kind.POINTWISE)
-                nodes = tuple(sorted(merged.nodes, key=position.__getitem__))
-                work.relabel(src, nodes=nodes, name=pwn_name(nodes))
-                current = src
-                grown = True
-                break
+                pending.discard(current)
+                if not pending:
+                    del waiting[src]
+                    members.add(src)
+                    group.append(src)
+                    stack.append(src)
+        for src, (_, t) in waiting.items():
+            reject(2, [*work.layer(src).nodes, *work.layer(root).nodes],
+                   f"{t} is read elsewhere or is a graph output")
+        grouped.update(members)
+        if len(group) > 1:
+            work.merge_group(sorted(group, key=lambda i: graph.position[work.layer(i).nodes[0]]),
+                             rule=RULE.name, kind=Kind.POINTWISE, name=pwn_name)
     return work.finish()

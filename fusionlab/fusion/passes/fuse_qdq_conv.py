@@ -32,9 +32,10 @@ from collections import deque
 
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule
+from fusionlab.fusion.passes.partition_myelin import region_name
 from fusionlab.fusion.qdq import DQ, QDQ_OPS, Q
 from fusionlab.ir.graph import Graph
-from fusionlab.plan import FUSED_SEP, Plan
+from fusionlab.plan import FUSED_SEP, Kind, Plan
 
 RULE = Rule(
     name="fuse_qdq_conv",
@@ -220,10 +221,11 @@ def _finish(work: Work, index: int, core: str, weights: str | None, absorbed: li
     graph = work.graph
     layer = work.layer(index)
     nodes = sorted(layer.nodes, key=graph.position.__getitem__)
+    myelin = layer.kind is Kind.MYELIN  # a Myelin region (trt10/trt11 FC) keeps its region name
     work.relabel(
         index,
         nodes=tuple(nodes),
-        name=_name(graph, nodes, core, weights),
+        name=region_name(tuple(nodes)) if myelin else _name(graph, nodes, core, weights),
         rule=RULE.name,
         absorbed=tuple(dict.fromkeys((*layer.absorbed, *absorbed))),
     )

@@ -26,6 +26,8 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from fusionlab.plan import Kind
+
 if TYPE_CHECKING:
     from fusionlab.fusion.partition import Work
     from fusionlab.fusion.targets import Target
@@ -156,6 +158,14 @@ def conv_tail(ops: Sequence[str]) -> list[str] | None:
     if len(ops) <= start or ops[start] not in CONV_CORES:
         return None
     return list(ops[start + 1 :])
+
+
+def layer_tail(work: Work, index: int) -> list[str] | None:
+    """:func:`conv_tail` of a live layer; None for a Myelin region, which the CASK fusions
+    leave alone (TensorRT partitions Myelin regions out before it runs them)."""
+    if work.layer(index).kind is Kind.MYELIN:
+        return None
+    return conv_tail(work.ops_of(index))
 
 
 def alone(work: Work, ops: Collection[str] | None = None) -> Iterator[tuple[str, Node, int]]:
