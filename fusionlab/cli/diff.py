@@ -47,6 +47,14 @@ def diff_text(d: Diff) -> str:
     out.append(", ".join(f"{n} {s}" for s, n in counts.items())
                + f", {len(d.inserted)} inserted by the engine, "
                f"{len(d.eliminated_disagreements)} elimination disagreements")
+    if d.int8 is not None:
+        i = d.int8
+        out.append(f"int8: {len(i.engine_reformats)} Q/DQ reformats in the engine, "
+                   f"{len(i.predicted_reformats)} predicted, {len(i.matched_reformats)} matched; "
+                   f"{i.int8_layers} INT8 layers predicted")
+    if d.unnamed_inside:
+        out.append(f"{len(d.unnamed_inside)} nodes no engine layer names are inside matched layers "
+                   "(names omit fused nodes)")
     misses = [m for m in d.matches if m.status != "matched"]
     if misses:
         out += ["", format_table(["status", "predicted", "engine"],

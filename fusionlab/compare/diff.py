@@ -14,6 +14,18 @@ layer of the same name counts as expected. Nodes eliminated on one side only are
 as eliminated-node disagreements. Every miss gets a :class:`Finding` (hazard / likely
 cause / help) that names the rule and, where the prediction recorded it, the condition.
 
+Engine layer names can omit nodes they fuse (records/README.md: a weight's
+DequantizeLinear, a BatchNormalization in a quantized engine); a node that no engine layer
+names (``How.UNNAMED``) is unknown, not absent, so it does not count against a predicted
+layer that holds it: such a layer matches an engine layer with the other nodes, and the
+node is listed in ``unnamed_inside`` instead of as an elimination disagreement.
+
+For an explicitly quantized (Q/DQ) model the diff adds INT8 findings (statuses ``int8-*``,
+:func:`fusionlab.fusion.qdq.hazards`): a Q or DQ the engine runs as a reformat between
+float and INT8 layers, an unfused Q/DQ pair, a layer that runs or writes float because a
+Q/DQ is missing on an input — each with the rule and the condition the prediction turned
+it down on — and an :class:`Int8Summary` of the QDQ reformats predicted and found.
+
 >>> from fusionlab.plan import Layer, Plan
 >>> pred = Plan((Layer("a + b", "Convolution", ("a", "b"), "fuse_conv_activation"),))
 >>> act = Plan((Layer("a", "Convolution", ("a",), engine_type="CaskConvolution"),
@@ -33,8 +45,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
 
+from fusionlab.fusion import qdq
 from fusionlab.fusion.passes import RULES, Rejection
-from fusionlab.plan import Elimination, Layer, Plan
+from fusionlab.plan import Elimination, How, Layer, Plan
 
 if TYPE_CHECKING:
     from fusionlab.ir.graph import Graph
@@ -102,6 +115,19 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Int8Summary:
+    """Q/DQ reformats (layers that only quantize or dequantize) on both sides."""
+
+    engine_reformats: tuple[str, ...]
+    """Engine layers that compute Q/DQ nodes only (TensorRT's Reformat layers, Origin QDQ)."""
+    predicted_reformats: tuple[str, ...]
+    matched_reformats: tuple[str, ...]
+    """Engine QDQ reformats whose nodes a predicted reformat computes exactly."""
+    int8_layers: int
+    """Predicted layers that compute in INT8."""
+
+
+@dataclass(frozen=True)
 class Diff:
     """Predicted vs actual plan, with metrics, findings and (with a profile) timing."""
 
@@ -120,6 +146,11 @@ class Diff:
     totals: Mapping[str, float | None] = field(default_factory=dict)
     graph: Graph | None = field(default=None, compare=False, repr=False)
     """The model both plans are of, when the caller gave it (for drawings)."""
+    unnamed_inside: tuple[str, ...] = ()
+    """Nodes no engine layer names that the prediction puts inside a layer matching an
+    engine layer (names omit fused nodes: they do not count against the match)."""
+    int8: Int8Summary | None = None
+    """Q/DQ reformats predicted and found, for a Q/DQ model (None otherwise)."""
 
     def by_status(self, status: str) -> list[LayerMatch]:
         """The components with ``status``."""
@@ -283,16 +314,24 @@ def compare(
         for n in layer.nodes:
             if n in owner_p:
                 bip.add_edge(("p", owner_p[n]), ("a", j))
+    unnamed = frozenset(n for n, e in actual.eliminated.items() if e.how is How.UNNAMED)
+
+    def known(layer: Layer) -> frozenset[str]:
+        """A predicted layer's nodes that the engine's names can confirm or deny."""
+        return frozenset(layer.nodes) - unnamed
+
     matches: list[LayerMatch] = []
     findings: list[Finding] = []
+    inside: list[str] = []
     for comp in sorted(
         nx.connected_components(bip), key=lambda c: min(c)[1] if min(c)[0] == "a" else 10**9
     ):
         ps = [predicted.layers[i] for side, i in sorted(comp) if side == "p"]
         acts = [actual.layers[j] for side, j in sorted(comp) if side == "a"]
         nodes = tuple(n for layer in acts or ps for n in layer.nodes)
-        if len(ps) == 1 and len(acts) == 1 and set(ps[0].nodes) == set(acts[0].nodes):
+        if len(ps) == 1 and len(acts) == 1 and known(ps[0]) == set(acts[0].nodes):
             status: Status = "matched"
+            inside.extend(n for n in ps[0].nodes if n in unnamed)
         elif len(ps) == 1 and len(acts) > 1:
             status = "split"
             findings.append(explainer.split(ps[0], acts))
@@ -335,7 +374,7 @@ def compare(
             )
         )
     disagreements: list[tuple[str, Elimination | None, Elimination | None]] = []
-    for node in sorted(set(predicted.eliminated) ^ set(actual.eliminated)):
+    for node in sorted(set(predicted.eliminated) ^ set(actual.eliminated) - set(inside)):
         p_reason = predicted.eliminated.get(node)
         a_reason = actual.eliminated.get(node)
         disagreements.append((node, p_reason, a_reason))
@@ -361,13 +400,17 @@ def compare(
                 )
             )
     engine_layers = [layer for layer in actual.layers if layer.nodes]
-    predicted_sets = {frozenset(layer.nodes) for layer in predicted.layers if layer.nodes}
+    predicted_sets = {known(layer) for layer in predicted.layers if layer.nodes}
     exact = sum(1 for layer in engine_layers if frozenset(layer.nodes) in predicted_sets)
     common = frozenset(predicted.covered & actual.covered)
     pp, ap = _pairs(predicted, common), _pairs(actual, common)
     precision = len(pp & ap) / len(pp) if pp else 1.0
     recall = len(pp & ap) / len(ap) if ap else 1.0
     timing, totals = _timing(matches, actual)
+    int8 = None
+    if graph is not None and qdq.has_qdq(graph):
+        int8 = _int8_summary(graph, predicted, actual)
+        findings.extend(_int8_findings(graph, predicted, actual, rejections))
     return Diff(
         predicted,
         actual,
@@ -380,7 +423,47 @@ def compare(
         timing,
         totals,
         graph,
+        tuple(inside),
+        int8,
     )
+
+
+def _int8_summary(graph: Graph, predicted: Plan, actual: Plan) -> Int8Summary:
+    engine = [layer for layer in actual.layers if qdq.is_qdq_reformat(graph, layer)]
+    mine = [layer for layer in predicted.layers if qdq.is_qdq_reformat(graph, layer)]
+    sets = {frozenset(layer.nodes) for layer in mine}
+    return Int8Summary(
+        engine_reformats=tuple(layer.name for layer in engine),
+        predicted_reformats=tuple(layer.name for layer in mine),
+        matched_reformats=tuple(layer.name for layer in engine if frozenset(layer.nodes) in sets),
+        int8_layers=sum(1 for layer in predicted.layers if qdq.int8_math(graph, layer)),
+    )
+
+
+def _int8_findings(
+    graph: Graph, predicted: Plan, actual: Plan, rejections: Iterable[Rejection]
+) -> list[Finding]:
+    """INT8 hazards of the engine's plan, explained with the prediction's rejections; a
+    hazard only the prediction has (the engine fused it after all) says so."""
+    rejected = list(rejections)
+    engine = qdq.hazards(graph, actual, rejected)
+    mine = qdq.hazards(graph, predicted, rejected)
+    seen = {(h.kind, frozenset(h.nodes)) for h in engine}
+    out = [
+        Finding(f"int8-{h.kind}", h.text, h.cause, h.help, h.rule, h.condition) for h in engine
+    ]
+    for h in mine:
+        if (h.kind, frozenset(h.nodes)) in seen or h.kind == "float":
+            continue
+        out.append(Finding(
+            f"int8-{h.kind}",
+            f"predicted, not in the engine: {h.text}",
+            f"{h.cause}; this engine fused it after all",
+            "the target's Q/DQ rules are stricter than this TensorRT build: report it with the "
+            "engine's version",
+            h.rule, h.condition,
+        ))
+    return out
 
 
 def _timing(
@@ -440,6 +523,13 @@ def diff_to_dict(d: Diff) -> dict[str, Any]:
         ],
         "inserted": list(d.inserted),
         "expected_inserted": list(d.expected_inserted),
+        "unnamed_inside": list(d.unnamed_inside),
+        "int8": None if d.int8 is None else {
+            "engine_reformats": list(d.int8.engine_reformats),
+            "predicted_reformats": list(d.int8.predicted_reformats),
+            "matched_reformats": list(d.int8.matched_reformats),
+            "int8_layers": d.int8.int8_layers,
+        },
         "eliminated_disagreements": [
             {"node": n, "predicted": _elimination(p), "actual": _elimination(a)}
             for n, p, a in d.eliminated_disagreements

@@ -26,6 +26,20 @@ Which peak a node gets:
 
 Copies and reformats are pure memory; layers TensorRT marks ``NoOp`` take no time.
 
+**Explicit quantization (Q/DQ models).** The precision does not hold for every layer: a
+layer is INT8 where its Q/DQ nodes say (:mod:`fusionlab.fusion.qdq`). A weighted node whose
+data input and weights are dequantized runs at the INT8 tensor-core rate, with INT8
+weights (1 byte: a QuantizeLinear of the layer quantizes them at build time); INT8 tensors
+(QuantizeLinear outputs, and the output of a DequantizeLinear no layer computes, which its
+readers read as INT8, :func:`int8_activations`) move 1 byte per element, the other tensors
+the float precision's (a Q/DQ reformat that dequantizes writes float): an ``int8`` build
+of a Q/DQ model runs its float layers at FP16 (TensorRT's ``FP32+FP16+INT8`` build,
+records/trex-resnet18-a100-qat), an ``fp32``/``fp16`` one at that precision. INT8
+convolutions with fewer input channels per group than the INT8 tensor-core multiple (the RGB
+first layer) still run on tensor cores, their channels padded to 4: TensorRT gives them a
+four-wide vectorized INT8 input (``CHW4``, the record's first convolution) where FP16/TF32
+fall back to CUDA cores. Q/DQ reformat layers are pure memory, class ``copy``.
+
 Efficiency factors are per layer class (:data:`CLASSES`). The defaults
 (:data:`DEFAULT_EFFICIENCY`) come from general, public knowledge about what kernels
 achieve, and were *not* fitted to any recorded engine:
@@ -56,7 +70,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +79,7 @@ import numpy as np
 from fusionlab.cost.devices import Device, get
 from fusionlab.dtypes import check_precision, element_bytes, find, itemsize, word_in_text
 from fusionlab.errors import FusionlabError
+from fusionlab.fusion import qdq
 from fusionlab.io import dumps_json, parse_json, read_text
 from fusionlab.ir import ops
 from fusionlab.ir.graph import Graph, Node
@@ -92,7 +107,13 @@ TENSOR_CORE_ALIGN: Mapping[str, int] = {"tf32": 4, "fp16_tensor": 8, "bf16_tenso
 
 TENSOR_OPS = ops.CONV | ops.GEMM
 POINTWISE_OPS = ops.POINTWISE | {"BatchNormalization"}
-COPY_OPS = ops.DATA_MOVEMENT | {"Concat"}
+COPY_OPS = ops.DATA_MOVEMENT | {"Concat"} | qdq.QDQ_OPS
+"""Ops that only move or convert data (a layer of them alone is class ``copy``: a Q/DQ
+reformat converts float and INT8 at memory speed)."""
+INT8_SMALL_CHANNELS = 4
+"""Channel multiple of an INT8 convolution with fewer input channels than the INT8
+tensor-core multiple: TensorRT reads it in CHW4 (four-wide vectorized INT8,
+records/trex-resnet18-a100-qat's first convolution) and still uses tensor cores."""
 
 
 @dataclass(frozen=True)
@@ -419,12 +440,21 @@ def gemm_channels(graph: Graph, node: Node) -> tuple[int, int] | None:
 
 def _node_compute(
     flops: float, channels: tuple[int, int] | None, tensor: bool, precision: str,
-    device: Device, tf32: bool,
+    device: Device, tf32: bool, *, chw4: bool = False,
 ) -> tuple[float, str]:
-    """(milliseconds at efficiency 1, device figure) of one node's math."""
+    """(milliseconds at efficiency 1, device figure) of one node's math.
+
+    ``chw4``: an INT8 convolution of one group, whose few input channels TensorRT pads to
+    :data:`INT8_SMALL_CHANNELS` and runs on tensor cores all the same.
+    """
     fieldname = math_field(precision, tensor, device, tf32)
     if tensor and fieldname in TENSOR_CORE_ALIGN and channels is not None:
-        work = tensor_core_flops(flops, channels[0], channels[1], TENSOR_CORE_ALIGN[fieldname])
+        multiple = TENSOR_CORE_ALIGN[fieldname]
+        if chw4 and fieldname == "int8_tensor" and channels[0] < multiple:
+            work: float | None = flops * padded(channels[0], INT8_SMALL_CHANNELS) / channels[0] * (
+                padded(channels[1], multiple) / channels[1])
+        else:
+            work = tensor_core_flops(flops, channels[0], channels[1], multiple)
         if work is None:
             fieldname = math_field(precision, False, device, tf32)
         else:
@@ -446,25 +476,39 @@ def layer_cost(
     *,
     tf32: bool = True,
     tensor_bytes: Mapping[str, int] | None = None,
+    explicit: bool | None = None,
+    int8: Collection[str] | None = None,
 ) -> LayerCost:
     """The cost of one layer of a plan over ``graph`` (see the module docstring).
 
     ``tensor_bytes`` gives the size of tensors the graph does not know (an engine's own
-    tensors, e.g. ``Reformatted Input Tensor 0 to X``) or overrides it.
+    tensors, e.g. ``Reformatted Input Tensor 0 to X``) or overrides it. ``explicit``: the
+    graph has Q/DQ nodes (None: look), so each layer's precision is its own. ``int8``: the
+    activation tensors that hold INT8 data (:func:`int8_activations`; None: the
+    QuantizeLinear outputs).
     """
-    elem = element_bytes(check_precision(precision, COST_PRECISIONS))
+    check_precision(precision, COST_PRECISIONS)
+    if explicit is None:
+        explicit = graph is not None and qdq.has_qdq(graph)
+    float_precision = explicit_float_precision(precision) if explicit else precision
+    elem = element_bytes(float_precision)
     nodes = [graph.node(n) for n in layer.nodes] if graph is not None else []
     noop = layer.kind is Kind.NOOP
     cls = layer_class([n.op for n in nodes], layer.kind)
     notes: list[str] = []
 
     weights = {w for n in nodes for w in n.weights}
+    int8_data: Collection[str] = ()
+    if explicit and graph is not None:
+        # and the weights a QuantizeLinear of the layer turns into INT8 at build time
+        int8_data = {*(qdq.int8_tensors(graph) if int8 is None else int8),
+                     *(n.inputs[0] for n in nodes if n.op == qdq.Q and n.inputs[0] in weights)}
     external = [t for t in dict.fromkeys((*layer.inputs, *layer.outputs))
                 if t and t not in weights and (graph is None or t not in graph.weights)]
     nbytes = 0
     unknown = []
     for t in (*external, *sorted(weights)):
-        size = _tensor_bytes(graph, t, elem, tensor_bytes)
+        size = _tensor_bytes(graph, t, 1 if t in int8_data else elem, tensor_bytes)
         if size is None:
             unknown.append(t)
         else:
@@ -476,6 +520,8 @@ def layer_cost(
     ms = 0.0
     used: list[str] = []
     for n in nodes:
+        if cls == "copy":  # a copy or a Q/DQ reformat: memory only
+            break
         if n.cost.flops is None:
             notes.append(f"FLOPs unknown for {n.name} ({n.op})")
             continue
@@ -483,8 +529,14 @@ def layer_cost(
             continue
         tensor = n.op in TENSOR_OPS
         channels = gemm_channels(graph, n) if tensor and graph is not None else None
-        node_ms, used_field = _node_compute(float(n.cost.flops), channels, tensor, precision,
-                                            device, tf32)
+        node_precision = precision
+        if explicit and graph is not None:
+            int8_node = tensor and len(n.inputs) > 1 and all(
+                qdq.dequantized(graph, t) for t in n.inputs[:2])
+            node_precision = "int8" if int8_node else float_precision
+        chw4 = n.op == "Conv" and int(n.attrs.get("group", 1) or 1) == 1
+        node_ms, used_field = _node_compute(float(n.cost.flops), channels, tensor, node_precision,
+                                            device, tf32, chw4=chw4)
         flops_total += n.cost.flops
         ms += node_ms
         used.append(used_field)
@@ -523,10 +575,53 @@ def layer_costs(
     """:func:`layer_cost` of every layer of ``plan`` (precision: the plan's by default)."""
     dev = _device(device)
     prec = precision or plan.precision
+    explicit = graph is not None and qdq.has_qdq(graph)
+    int8 = int8_activations(graph, plan) if graph is not None and explicit else None
     return tuple(
-        layer_cost(graph, layer, dev, prec, tf32=_tf32(tf32), tensor_bytes=tensor_bytes)
+        layer_cost(graph, layer, dev, prec, tf32=_tf32(tf32), tensor_bytes=tensor_bytes,
+                   explicit=explicit, int8=int8)
         for layer in plan.layers
     )
+
+
+def int8_activations(graph: Graph, plan: Plan) -> frozenset[str]:
+    """The activation tensors of ``plan`` that hold INT8 data: QuantizeLinear outputs, and
+    the outputs of DequantizeLinear nodes no layer computes (eliminated: their readers read
+    the INT8 data and apply the scale themselves). A DequantizeLinear computed by a layer of
+    its own (a Q/DQ reformat) writes float.
+
+    >>> from fusionlab.ir.graph import load
+    >>> from fusionlab.fusion.partition import initial_plan
+    >>> from onnx import helper, TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    >>> s = helper.make_tensor("s", TensorProto.FLOAT, [], [0.1])
+    >>> g = load(helper.make_model(helper.make_graph(
+    ...     [helper.make_node("QuantizeLinear", ["x", "s"], ["q"], name="q"),
+    ...      helper.make_node("DequantizeLinear", ["q", "s"], ["y"], name="dq")],
+    ...     "g", [x], [y], [s])))
+    >>> plan = initial_plan(g)
+    >>> sorted(int8_activations(g, plan))
+    ['q']
+    >>> sorted(int8_activations(g, plan.with_layers(plan.layers[:1])))  # dq eliminated
+    ['q', 'y']
+    """
+    computed = {n for layer in plan.layers for n in layer.nodes}
+    return qdq.int8_tensors(graph) | frozenset(
+        t for name in graph.order if graph.node(name).op == qdq.DQ and name not in computed
+        for t in graph.node(name).outputs if t
+    )
+
+
+def explicit_float_precision(precision: str) -> str:
+    """What the float layers of an explicitly quantized (Q/DQ) model run at, for a build at
+    ``precision``: ``int8`` is TensorRT's ``FP32+FP16+INT8`` build (FP16), any other the
+    precision itself.
+
+    >>> explicit_float_precision("int8"), explicit_float_precision("fp32")
+    ('fp16', 'fp32')
+    """
+    return "fp16" if precision == "int8" else precision
 
 
 def estimate(

@@ -21,8 +21,12 @@ from fusionlab.fusion.targets import (
     CONCAT,
     GENERIC,
     GUIDE8,
+    GUIDE8_QDQ,
     HORIZONTAL_8,
+    INT8_11,
     LEAKY,
+    NO_QDQ_CHANGE,
+    QAT_RECORD,
     RECORDS,
     STRONG,
     TARGETS,
@@ -118,6 +122,17 @@ FACTS: Sequence[Fact] = (
          lambda t, p: _yes(p in t.depthwise_separable),
          f"{GUIDE8}: Depthwise Separable Convolution (INT8, compute capability 7.2+); trt10: no "
          f"evidence, as trt8; trt11: {NO_IMPLICIT_INT8}", per_precision=True),
+    Fact("Q/DQ networks fuse into INT8 layers ([DQ, DQ] > Conv/Gemm/MatMul > Q; Q/DQ propagated "
+         "through pooling, padding, shuffles and Add)",
+         lambda t, _: _yes(t.qdq is not None and "fuse_qdq_conv" in t.passes),
+         f"{GUIDE8_QDQ}; {QAT_RECORD}; trt10, trt11: {NO_QDQ_CHANGE}"),
+    Fact("int8 without Q/DQ nodes is calibrated (implicit) INT8",
+         lambda t, _: _yes(t.qdq is None or t.qdq.implicit_int8),
+         f"trt8, trt10: {GUIDE8_QDQ}; trt11: {INT8_11}"),
+    Fact("the float layers of an int8 build of a Q/DQ network run at",
+         lambda t, _: "-" if t.qdq is None else t.qdq.float_precision or "the model's own types",
+         f"trt8: {QAT_RECORD} (build 'FP32+FP16+INT8'); trt10: as trt8 ({NO_QDQ_CHANGE}); "
+         f"trt11: {STRONG}"),
 )
 
 

@@ -90,6 +90,8 @@ class Work:
         self._outputs: frozenset[str] | None = None
         self._data_inputs: dict[str, list[str]] = {}
         self._alias: dict[str, str] = {}
+        self._twins: dict[str, list[str]] = {}
+        """Tensor -> outputs of eliminated duplicates that alias it (their readers read it)."""
         self._shortcut: dict[str, str] = {}
         """Tensor -> a tensor further along its alias chain (a cache; chains only grow)."""
         self._consts: set[str] = set(graph.weights)
@@ -136,6 +138,7 @@ class Work:
         stack = [tensor]
         while stack:
             t = stack.pop()
+            stack.extend(self._twins.get(t, ()))
             for c in self.graph.consumers.get(t, ()):
                 if c in self.eliminated:
                     node = self.graph.node(c)
@@ -320,14 +323,18 @@ class Work:
         self._edited = True
         return layer
 
-    def eliminate(self, node: str, how: How, reason: str) -> None:
-        """Remove a node that is alone in its layer; record how and why."""
+    def eliminate(self, node: str, how: How, reason: str, *, same_as: str | None = None) -> None:
+        """Remove a node that is alone in its layer; record how and why.
+
+        ``same_as``: the node is a duplicate of that (live, earlier) node, whose outputs its
+        readers now read (:attr:`~fusionlab.plan.How.DUPLICATE`).
+        """
         index = self.owner.pop(node)
         layer = self.layer(index)
         self._edited = True
         assert layer.nodes == (node,), f"eliminate {node}: not alone in {layer.name}"
         self.layers[index] = None
-        self.eliminated[node] = Elimination(how, reason)
+        self.eliminated[node] = Elimination(how, reason, same_as)
         if not self._note_eliminated(node):
             return  # no other layer reads or writes anything new
         n = self.graph.node(node)
@@ -339,6 +346,8 @@ class Work:
             p = self.producer_layer(t) if t else None
             if p is not None:
                 self._changed.add(p)
+        if same_as is not None and same_as in self.owner:
+            self._changed.add(self.owner[same_as])  # its outputs have more readers now
 
     def insert_after(self, index: int, layer: Layer) -> None:
         """Add an engine-made layer (no ONNX nodes) right after layer ``index``."""
@@ -350,9 +359,19 @@ class Work:
         (its output became a constant or an alias of its input)."""
         node = self.graph.node(name)
         data = [t for t in node.inputs if t and t not in self._consts]
-        if node.op in ("Constant", "Shape") or not data:  # an eliminated Shape was of a static tensor
+        twin = self.eliminated[name].same_as
+        if twin is not None:  # a duplicate: its outputs are the twin's
+            for mine, theirs in zip(node.outputs, self.graph.node(twin).outputs, strict=False):
+                if mine and theirs:
+                    self._alias[mine] = theirs
+                    self._twins.setdefault(theirs, []).append(mine)
+        elif node.op in ("Constant", "Shape") or not data:  # an eliminated Shape was of a static tensor
             self._consts.update(t for t in node.outputs if t)
-        elif node.outputs and (node.op in PASS_THROUGH_OPS or (node.op == "Concat" and len(data) == 1)):
+        elif node.outputs and (
+            node.op in PASS_THROUGH_OPS
+            or (node.op == "Concat" and len(data) == 1)
+            or self.eliminated[name].how is How.CANCELLED  # a Q/DQ that cancelled out
+        ):
             self._alias[node.outputs[0]] = data[0]  # a Concat of one input is an identity too
         else:
             return False  # e.g. a Concat whose producers write into its output
@@ -412,6 +431,11 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
     for name in graph.order:  # topological: an eliminated node's feeders are known first
         if name in plan.eliminated:
             feeders: set[int] = set()
+            twin = plan.eliminated[name].same_as
+            if twin is not None:  # a duplicate stands for the layer of the node it duplicates
+                feeders = {owner[twin]} if twin in owner else set(stands_for.get(twin, ()))
+                stands_for[name] = feeders
+                continue
             for p in graph.nx.predecessors(name):
                 if p in owner:
                     feeders.add(owner[p])

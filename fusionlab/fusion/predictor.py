@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import networkx as nx
 
 from fusionlab.dtypes import check_precision
+from fusionlab.errors import FusionlabError
+from fusionlab.fusion import qdq
 from fusionlab.fusion.partition import (
     CycleError,
     initial_plan,
@@ -110,7 +112,17 @@ class Prediction:
                 if node in r.nodes and text not in seen:
                     seen.add(text)
                     lines.append(f"  not {text}")
+        for hazard in self.int8_hazards():
+            if node in hazard.nodes or node in hazard.related:
+                lines.append(f"  INT8 [{hazard.kind}]: {hazard.text}")
+                lines.append(f"    likely cause: {hazard.cause}")
+                lines.append(f"    help: {hazard.help}")
         return lines
+
+    def int8_hazards(self) -> list[qdq.Hazard]:
+        """Where this Q/DQ model's plan leaves INT8 (reformats, unfused pairs, float layers),
+        each with the rule and condition that kept it apart (empty for a float model)."""
+        return qdq.hazards(self.graph, self.stages[-1].plan, self.rejections)
 
     def _eliminated_before(self, stage: Stage) -> frozenset[str]:
         index = self.stages.index(stage)
@@ -165,9 +177,23 @@ def run_passes(graph: Graph, start: Plan, target: Target, precision: str) -> tup
 
 
 def predict(graph: Graph, target: str | Target = "trt10", precision: str = "fp32") -> Prediction:
-    """Predict the engine plan of ``graph`` for ``target`` at ``precision``."""
+    """Predict the engine plan of ``graph`` for ``target`` at ``precision``.
+
+    A model with Q/DQ nodes is INT8 wherever they say, at any ``precision`` (explicit
+    quantization is the model's own; TensorRT 8 needs the INT8 flag for it anyway): the
+    target's Q/DQ rules run whatever ``precision`` is, and ``precision`` says what the
+    float layers between them run at (``int8``: INT8 plus FP16, the ``FP32+FP16+INT8``
+    build; on trt11, strongly typed, the model's own float types). Without Q/DQ nodes
+    ``int8`` means calibrated (implicit) INT8, which trt11 no longer has.
+    """
     t = get(target) if isinstance(target, str) else target
     check_precision(precision)
+    if precision == "int8" and t.qdq is not None and not t.qdq.implicit_int8 and not qdq.has_qdq(graph):
+        raise FusionlabError(
+            f"target {t.name} ({t.versions}) takes INT8 only from Q/DQ nodes (no INT8 builder flag, "
+            f"no calibration) and {graph.name} has none: quantize the model (e.g. TensorRT Model "
+            "Optimizer) or predict another precision"
+        )
     with paused():
         start = initial_plan(graph, target=t.name, precision=precision)
         return Prediction(graph, t, precision, run_passes(graph, start, t, precision))

@@ -25,6 +25,28 @@ from fusionlab.ir import ops
 
 
 @dataclass(frozen=True)
+class QdqRules:
+    """What a target does with explicitly quantized (Q/DQ) networks: one table per target."""
+
+    weighted: frozenset[str]
+    """Ops that take quantized weights: ``[DQ(x), DQ(w)] > op > Q`` is one INT8 layer."""
+    quantizable: frozenset[str]
+    """Other ops that run in INT8 between DequantizeLinear and QuantizeLinear nodes."""
+    cancel_through: frozenset[str] = frozenset({"Concat"})
+    """Ops through which DQ-Q pairs of equal scale cancel (the op then runs on INT8 data)."""
+    merge_duplicates: bool = True
+    """Two QuantizeLinear of one tensor with equal scale and zero point are computed once."""
+    implicit_int8: bool = True
+    """``int8`` without Q/DQ nodes means calibrated (implicit) INT8; False: only Q/DQ give
+    INT8 (the target rejects ``int8`` for a model without them)."""
+    float_precision: str | None = "fp16"
+    """What the float layers of an ``int8`` build run at (``FP32+FP16+INT8``); None: at the
+    model's own types (strongly typed)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Fact -> where it comes from."""
+
+
+@dataclass(frozen=True)
 class Target:
     """One ruleset describing a family of TensorRT versions."""
 
@@ -49,6 +71,8 @@ class Target:
     """Layout ops absorbed when a fully connected layer alone reads them."""
     fc_ops: frozenset[str] = frozenset({"Gemm"})
     """Fully connected layers: they read a flattened input directly."""
+    qdq: QdqRules | None = None
+    """The target's Q/DQ rules (None: Q/DQ nodes stay layers of their own)."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Fact -> where it comes from (documentation page, release note, recorded engine)."""
     differences: tuple[str, ...] = ()
@@ -101,6 +125,36 @@ CONCAT = (
     "destination); NVIDIA/TensorRT#3254 (TensorRT 8.x log: 'Generating copy for A to B because input is not movable')"
 )
 STRONG = "TensorRT 11.0.0 release notes: strongly typed networks are the default, weak typing is no longer supported"
+GUIDE8_QDQ = (
+    "TensorRT 8.x Developer Guide, 'Explicit Quantization' (§7.4: Q/DQ propagation, Q/DQ "
+    "placement, figure captions 1-9) and 'Q/DQ Fusion' (§13.2.4.4), read in the NVIDIA-authored "
+    "translation HeKun-NVIDIA/TensorRT-Developer_Guide_in_Chinese (commits f376ea59, eda42f30); "
+    "English captions at https://cnblogs.com/wujianming-110117/p/15681448.html"
+)
+LATEST_QDQ = (
+    "TensorRT Developer Guide (10.x), 'Explicit Quantization', https://docs.nvidia.com/deeplearning/"
+    "tensorrt/latest/inference-library/quantized-types-explicit-quantization.html ('Use explicit "
+    "quantization with Strong Typing. Precision-control build flags are not required'; weights "
+    "quantized at build time)"
+)
+QAT_RECORD = "TensorRT 8.x QAT ResNet-18 engine on an A100 (records/trex-resnet18-a100-qat)"
+TF_QAT = (
+    "TensorRT 8.x QAT ResNet-50 (TensorFlow) engine on an RTX 3090 (TREx example, "
+    "/work/scratch/evidence/records/trex-resnet50-tf-rtx3090/qat)"
+)
+QDQ_PARALLEL = (
+    "NVIDIA/TensorRT#1602 (8.x: 'Parallel Convolution won't merge in tensor merge step while "
+    "using QDQ method')"
+)
+INT8_11 = (
+    "TensorRT 10.x-to-11.x C++ API migration table: BuilderFlag::kINT8 and setInt8Calibrator "
+    "removed, replaced by 'Explicit quantization with Q/DQ nodes', https://docs.nvidia.com/"
+    "deeplearning/tensorrt/latest/api/migration/tensorrt-10x-to-11x-c-api-reference.html"
+)
+NO_QDQ_CHANGE = (
+    "no documented change of the Q/DQ propagation or fusion rules between 8.x, 10.x and 11.x "
+    "(evidence report, /work/scratch/evidence/REPORT.md §3 and D9): kept equal to trt8"
+)
 
 _BASE_ACTIVATIONS = frozenset({"Relu", "Clip"})
 _REDUCED_ACTIVATIONS = _BASE_ACTIVATIONS | {"LeakyRelu", "Gelu", "Sigmoid", "Tanh"}
@@ -112,7 +166,71 @@ _MODERN_ACTIVATIONS = {
 }
 _POINTWISE = ops.POINTWISE - {"Cast", "Where", "Equal", "Greater", "Less", "And", "Or", "Not"}
 
+_QDQ_WEIGHTED = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+_QDQ_QUANTIZABLE = frozenset({
+    "MaxPool", "GlobalMaxPool", "AveragePool", "GlobalAveragePool", "Pad", "Add",
+    "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slice",
+})
+_QDQ_SOURCES_8 = {
+    "[DQ(x), DQ(w)] > Conv/ConvTranspose/Gemm/MatMul > Q fuse into one INT8 layer, with the "
+    "BN, activation and residual Add fused after it": f"{GUIDE8_QDQ} §13.2.4.4; {QAT_RECORD}",
+    "weights' Q/DQ folded: INT8 weights quantized at build time": f"{LATEST_QDQ}; {QAT_RECORD}",
+    "a float residual makes the fused output float; the trailing Q stays a reformat": (
+        f"{GUIDE8_QDQ} §7.4.4, Figures 6 and 7; {QAT_RECORD} (QuantizeLinear_65 after a residual "
+        "layer with an FP16 residual is a reformat, the Q after block-internal convolutions fuses)"
+    ),
+    "Q/DQ propagated through ops that commute with quantization; DQ > op > Q runs in INT8 "
+    "(pooling, padding, shuffles, element-wise Add)": (
+        f"{GUIDE8_QDQ} §7.4.3 and §13.2.4.4 (Figures 1, 2, 8); {TF_QAT} (Pad and MaxPool in INT8)"
+    ),
+    "DQ-Q pairs of equal scale cancel through a Concat": (
+        "NVIDIA/Model-Optimizer a2fbac7b modelopt/onnx/quantization/graph_utils.py "
+        "get_concat_eliminated_tensors"
+    ),
+    "duplicate quantizers of one tensor (equal scale) computed once": (
+        f"{QAT_RECORD} (downsample convolutions read the block conv1's QuantizeLinear output); "
+        f"{GUIDE8_QDQ} §13.2.4.4 'Erase redundant Q/DQ nodes'"
+    ),
+    "what is left is a Reformat named after its Q node (Origin QDQ)": f"{QAT_RECORD}; {TF_QAT}",
+    "INT8 convolutions do not merge horizontally (their weights are a separate input when "
+    "merge_siblings runs)": QDQ_PARALLEL,
+    "a Q/DQ network needs the INT8 builder flag (fusionlab predicts Q/DQ layers INT8 at any "
+    "--precision)": f"{GUIDE8_QDQ} §7.4 ('a Q/DQ network must be built with the INT8 precision flag')",
+    "float layers of an int8 build at FP16 (FP32+FP16+INT8)": f"{QAT_RECORD} (build 'FP32+FP16+INT8')",
+}
+QDQ_TRT8 = QdqRules(
+    weighted=_QDQ_WEIGHTED,
+    quantizable=_QDQ_QUANTIZABLE,
+    sources=_QDQ_SOURCES_8,
+)
+QDQ_TRT10 = QdqRules(
+    weighted=_QDQ_WEIGHTED,
+    quantizable=_QDQ_QUANTIZABLE,
+    sources={
+        **{fact: f"{src}; {NO_QDQ_CHANGE}" for fact, src in _QDQ_SOURCES_8.items()
+           if not fact.startswith("a Q/DQ network needs")},
+        "explicit quantization with strong typing, no precision flags needed": LATEST_QDQ,
+        "calibrated (implicit) INT8 still available, deprecated": (
+            "TensorRT C++ API deprecated list: IInt8EntropyCalibrator2 'Deprecated in TensorRT 10.1. "
+            "Superseded by explicit quantization.'"
+        ),
+    },
+)
+QDQ_TRT11 = QdqRules(
+    weighted=_QDQ_WEIGHTED,
+    quantizable=_QDQ_QUANTIZABLE,
+    implicit_int8=False,
+    float_precision=None,
+    sources={
+        **{fact: f"{src}; {NO_QDQ_CHANGE}" for fact, src in _QDQ_SOURCES_8.items()
+           if not fact.startswith(("a Q/DQ network needs", "float layers of an int8"))},
+        "INT8 only from Q/DQ nodes (no INT8 flag, no calibrator)": INT8_11,
+        "float layers at the model's own types (strongly typed)": STRONG,
+    },
+)
+
 _MODERN_PASSES = (
+    "quantize_weights",
     "fold_constants",
     "partition_myelin",  # TensorRT's Myelin partition runs before the CASK fusions
     "eliminate_noops",
@@ -129,6 +247,9 @@ _MODERN_PASSES = (
     "fuse_depthwise_separable",
     "fuse_conv_pool",
     "merge_siblings",
+    "eliminate_duplicate_quantize",
+    "fuse_qdq_conv",
+    "propagate_qdq",
     "eliminate_concat",
 )
 _MODERN_SOURCES = {
@@ -172,6 +293,7 @@ def _modern(
     fc_ops: frozenset[str] = frozenset({"Gemm"}),
     conv_pool: frozenset[str] = frozenset(),
     depthwise_separable: frozenset[str] = frozenset(),
+    qdq: QdqRules | None = None,
 ) -> Target:
     """A target with the rules of TensorRT 8 and later, plus its own sources and notes."""
     return Target(
@@ -185,11 +307,13 @@ def _modern(
         conv_pointwise=frozenset({"fp16", "bf16", "int8"}),
         horizontal_kernels="any",
         fc_ops=fc_ops,
-        sources={**_MODERN_SOURCES, **(sources or {}), **(myelin.sources if myelin else {})},
+        sources={**_MODERN_SOURCES, **(sources or {}), **(myelin.sources if myelin else {}),
+                 **{f"Q/DQ: {fact}": src for fact, src in (qdq.sources if qdq else {}).items()}},
         differences=(*_MODERN_DIFFERENCES, *differences),
         myelin=myelin,
         conv_pool=conv_pool,
         depthwise_separable=depthwise_separable,
+        qdq=qdq,
     )
 
 
@@ -221,21 +345,25 @@ TARGETS: Mapping[str, Target] = {
             "trt8",
             "TensorRT 8.x",
             "TensorRT 8: residual add, point-wise (PWN) and horizontal fusion; checked against recorded engines",
+            differences=(f"fuses Q/DQ (explicitly quantized) networks into INT8 layers ({GUIDE8_QDQ}; {QAT_RECORD})",),
             # facts in which trt8, trt10 and trt11 differ (docs/target-differences.md):
             myelin=_myelin.TRT8,
             conv_pool=_IMPLICIT_INT8,
             depthwise_separable=_IMPLICIT_INT8,
+            qdq=QDQ_TRT8,
         ),
         _modern(
             "trt10",
             "TensorRT 10.x",
             "TensorRT 10 (default): the trt8 CASK rules; fully connected layers go to Myelin",
             sources={"same CASK rules as 8.x": f"{CATALOG} (latest catalog lists the 8.x rules)"},
-            differences=("no documented change of the CASK fusions from trt8",),
+            differences=("no documented change of the CASK fusions from trt8",
+                         f"Q/DQ rules as trt8 ({NO_QDQ_CHANGE})"),
             myelin=_myelin.TRT10,
             fc_ops=frozenset(),  # a Gemm is a Myelin op: no CASK FC absorbs the Flatten
             conv_pool=_IMPLICIT_INT8,
             depthwise_separable=_IMPLICIT_INT8,  # no 10.x evidence: as trt8
+            qdq=QDQ_TRT10,
         ),
         _modern(
             "trt11",
@@ -248,9 +376,12 @@ TARGETS: Mapping[str, Target] = {
             differences=(
                 f"precision is the model's own (strongly typed), not a builder flag ({STRONG})",
                 "horizontal merging: no 11.x evidence either way; assumed unchanged from 10.x",
+                f"INT8 only from Q/DQ nodes: int8 without them is refused ({INT8_11})",
+                f"Q/DQ rules as trt8 ({NO_QDQ_CHANGE})",
             ),
             myelin=_myelin.TRT11,
             fc_ops=frozenset(),
+            qdq=QDQ_TRT11,
         ),
     )
 }

@@ -59,6 +59,12 @@ class How(enum.Enum):
     ABSORBED = "absorbed"
     """Moves no data and is absorbed by a neighbour (a Flatten before a fully connected
     layer, a layout op inside an engine layer)."""
+    CANCELLED = "cancelled"
+    """A DequantizeLinear and a QuantizeLinear of equal scale that cancel out once moved next
+    to each other (Q/DQ propagation): the data passes through as it was."""
+    DUPLICATE = "duplicate"
+    """The same op on the same inputs with the same constants as another node (``same_as``):
+    the engine computes it once (e.g. two QuantizeLinear of one tensor with one scale)."""
     UNNAMED = "unnamed"
     """Actual plans: no engine layer names the node and nothing says why."""
 
@@ -69,6 +75,9 @@ class Elimination:
 
     how: How
     reason: str = ""
+    same_as: str | None = None
+    """For :attr:`How.DUPLICATE`: the node whose outputs this node's outputs are (readers
+    of this node read that node's results instead)."""
 
     def __str__(self) -> str:
         return self.reason or self.how.value

@@ -49,8 +49,12 @@ def layer_to_dict(layer: Layer) -> dict[str, Any]:
 
 
 def eliminations_to_dict(plan: Plan) -> dict[str, Any]:
-    """A plan's eliminated nodes as JSON-ready data (``{node: {"how", "reason"}}``)."""
-    return {node: {"how": e.how.value, "reason": e.reason} for node, e in plan.eliminated.items()}
+    """A plan's eliminated nodes as JSON-ready data (``{node: {"how", "reason"}}``, and
+    ``same_as`` for a duplicate)."""
+    return {
+        node: {"how": e.how.value, "reason": e.reason, **({"same_as": e.same_as} if e.same_as else {})}
+        for node, e in plan.eliminated.items()
+    }
 
 
 def schema_version(schema: Any) -> int | None:
@@ -175,7 +179,12 @@ def eliminations_from(data: Any, version: int) -> dict[str, Elimination]:
             raise FusionlabError(
                 f"plan JSON: eliminated node {node!r}: unknown how {value['how']!r} (known: {known})"
             ) from None
-        out[node] = Elimination(how, _str(value.get("reason"), f"reason of {node!r}", "") or "")
+        same_as = value.get("same_as")
+        if same_as is not None and not isinstance(same_as, str):
+            raise FusionlabError(f"plan JSON: eliminated node {node!r}: 'same_as' must be a node name")
+        out[node] = Elimination(
+            how, _str(value.get("reason"), f"reason of {node!r}", "") or "", same_as or None
+        )
     return out
 
 

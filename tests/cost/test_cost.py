@@ -28,6 +28,7 @@ from fusionlab.fusion.partition import initial_plan
 from fusionlab.fusion.predictor import predict
 from fusionlab.ir.graph import Graph, load
 from fusionlab.plan import Layer, Plan
+from tests.fusion.passes.netbuilder import Net
 from tests.records import RESNET18 as RECORDS
 
 A100 = get("a100-80gb-pcie")
@@ -199,6 +200,91 @@ def test_efficiency_files_round_trip_and_reject_nonsense(tmp_path: Path) -> None
             cost.read_efficiency(path)
     with pytest.raises(FusionlabError, match="no such file"):
         cost.read_efficiency(tmp_path / "missing.json")
+
+
+# ---------------------------------------------------------------------------------------
+# Explicit quantization (Q/DQ models)
+
+N = 8 * 64 * 56 * 56
+"""Elements of one [8,64,56,56] activation."""
+
+
+def qconv_net(c_in: int = 64) -> Net:
+    """x[8,C,56,56] ── c.in.q ── c.in.dq ──┐
+                     W ── c.wq ── c.wdq ──┴─ Conv c ── Relu r ── out.q ── out.dq
+    """
+    net = Net(channels=c_in, size=56, batch=8).qconv("c", "x", 64, k=3).relu("r", "c")
+    return net.qdq("out", "r")
+
+
+def relu_ms(g: Graph) -> float:
+    """The fused Relu's math: FP16 on CUDA cores (the float precision of an int8 build)."""
+    return (g.node("r").cost.flops or 0) / (A100.figure("fp16").value or 0) / 1e9
+
+
+def layer_with(plan: Plan, node: str) -> Layer:
+    layer = plan.layer_of(node)
+    assert layer is not None, node
+    return layer
+
+
+def test_an_int8_convolution_runs_on_int8_tensor_cores_with_int8_tensors() -> None:
+    g = qconv_net().graph()
+    conv = layer_with(predict(g, "trt8", "int8").plan, "c")
+    assert {"c.in.dq", "c.wdq", "c", "r", "out.q"} <= set(conv.nodes)  # one INT8 layer
+    c = cost.layer_cost(g, conv, A100, "int8")
+    flops = g.node("c").cost.flops
+    assert flops is not None and c.math.split("+")[0] == "int8_tensor"
+    assert c.compute_ms == pytest.approx(
+        flops / (A100.figure("int8_tensor").value or 0) / 1e9 + relu_ms(g))
+    # input (c.in.q) and output (out.q) 1 byte, W quantized at build time (1 byte), scales
+    assert c.nbytes == pytest.approx(2 * N + 64 * 64 * 9, abs=64)
+
+
+def test_the_float_layers_of_an_int8_build_run_at_fp16() -> None:
+    """``int8`` with Q/DQ is TensorRT's FP32+FP16+INT8 build: its float layers are FP16."""
+    g = qconv_net().conv("f", "out.dq", 64, k=3).graph()  # f: a float convolution after it
+    f = cost.layer_cost(g, layer_with(predict(g, "trt8", "int8").plan, "f"), A100, "int8")
+    assert f.math == "fp16_tensor"
+    assert f.nbytes == 2 * N * 2 + (64 * 64 * 9 + 64) * 2
+
+
+def test_an_int8_first_layer_pads_its_rgb_channels_to_four() -> None:
+    """3 input channels: CHW4 INT8 on tensor cores, where FP16 falls back to CUDA cores."""
+    g = qconv_net(c_in=3).graph()
+    c = cost.layer_cost(g, layer_with(predict(g, "trt8", "int8").plan, "c"), A100, "int8")
+    flops = g.node("c").cost.flops
+    assert flops is not None and c.math.split("+")[0] == "int8_tensor"
+    assert c.compute_ms == pytest.approx(
+        flops * 4 / 3 / (A100.figure("int8_tensor").value or 0) / 1e9 + relu_ms(g))
+
+
+def test_qdq_reformats_are_memory_bound_copies() -> None:
+    """A Q no layer absorbs is a Reformat: float in, INT8 out, no math."""
+    g = Net(channels=64, size=56, batch=8).q("q", "x").dq("dq", "q").graph()
+    c = cost.layer_cost(g, layer_with(initial_plan(g, precision="int8"), "q"), A100, "int8")
+    assert c.cls == "copy" and c.compute_ms == 0.0
+    assert c.nbytes == N * 2 + N * 1 + 2 + 1  # fp16 in, int8 out, its scale and zero point
+    assert c.time_ms() == pytest.approx(c.memory_ms / 0.8 + 0.003)
+
+
+def test_a_dequantize_layer_writes_float_an_eliminated_one_leaves_int8() -> None:
+    """x ── q ── dq ── Relu r: dq as a layer of its own writes float; with no layer computing
+    it (eliminated), r reads the INT8 tensor."""
+    g = Net(channels=64, size=56, batch=8).q("q", "x").dq("dq", "q").relu("r", "dq").graph()
+    plan = initial_plan(g, precision="int8")
+    assert cost.layer_costs(g, plan, A100)[-1].nbytes == 2 * N * 2
+    without_dq = plan.with_layers(layer for layer in plan.layers if layer.nodes != ("dq",))
+    assert cost.layer_costs(g, without_dq, A100)[-1].nbytes == N * 1 + N * 2
+
+
+def test_a_float_build_of_a_qdq_model_keeps_its_float_precision() -> None:
+    g = qconv_net().graph()
+    plan = predict(g, "trt8", "fp16").plan
+    c = cost.layer_cost(g, layer_with(plan, "c"), A100, "fp16")
+    assert c.math.split("+")[0] == "int8_tensor"  # the Q/DQ convolution is INT8 all the same
+    q = cost.layer_cost(g, layer_with(plan, "c.in.q"), A100, "fp16")
+    assert q.cls == "copy" and q.nbytes == N * (2 + 1) + 2 + 1
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from fusionlab.fusion.passes import (
     eliminate_concat,
+    eliminate_duplicate_quantize,
     eliminate_noops,
     fold_batchnorm,
     fold_constants,
@@ -21,17 +22,21 @@ from fusionlab.fusion.passes import (
     fuse_depthwise_separable,
     fuse_matmul_bias,
     fuse_pointwise,
+    fuse_qdq_conv,
     fuse_scale_activation,
     fuse_shuffles,
     fuse_softmax_topk,
     merge_siblings,
     partition_myelin,
+    propagate_qdq,
+    quantize_weights,
 )
 from fusionlab.fusion.passes.kit import Context, PassModule, Rejection, Rule
 
 PASSES: Mapping[str, PassModule] = {
     m.RULE.name: m
     for m in (
+        quantize_weights,
         fold_constants,
         partition_myelin,
         eliminate_noops,
@@ -48,6 +53,9 @@ PASSES: Mapping[str, PassModule] = {
         fuse_depthwise_separable,
         fuse_conv_pool,
         merge_siblings,
+        eliminate_duplicate_quantize,
+        fuse_qdq_conv,
+        propagate_qdq,
         eliminate_concat,
     )
 }

@@ -18,6 +18,7 @@ implicit INT8 of trt8 and trt10; trt11 has no implicit INT8 (its INT8 is Q/DQ on
 
 from __future__ import annotations
 
+from fusionlab.fusion import qdq
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, alone, layer_tail
 from fusionlab.ir import ops
@@ -32,7 +33,8 @@ RULE = Rule(
         "the MaxPool/AveragePool reads one tensor, written by a convolution layer (optionally "
         "with a folded BatchNorm, a residual Add and point-wise activations) with no pooling yet",
         "the convolution's outputs are read by the pooling alone and are not graph outputs",
-        "the target fuses pooling into convolutions at this precision",
+        "the target fuses pooling into convolutions at this precision, implicitly (no Q/DQ "
+        "nodes: the QAT record keeps Conv_9 and MaxPool_12 apart)",
     ),
     source=(
         "TensorRT 8.x Developer Guide, 'Convolution and Pooling' (same precision; the convolution "
@@ -51,6 +53,7 @@ _TAIL = ops.POINTWISE | {"BatchNormalization"}
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     reject = ctx.rejector(RULE)
+    explicit = qdq.has_qdq(graph)  # Q/DQ nodes: INT8 where they say, not implicit INT8
     for name, _, mine in alone(work, POOLS):
         data = work.data_inputs(name)
         src = work.producer_layer(data[0]) if len(data) == 1 else None
@@ -62,8 +65,8 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
         if not work.outputs_consumed_only_by(src, mine):
             reject(2, chain)
             continue
-        if ctx.precision not in ctx.target.conv_pool:
-            reject(3, chain, f"{ctx.precision} on target {ctx.target.name}")
+        if explicit or ctx.precision not in ctx.target.conv_pool:
+            reject(3, chain, qdq.NOT_IMPLICIT if explicit else f"{ctx.precision} on target {ctx.target.name}")
             continue
         work.merge(src, mine, rule=RULE.name)
     return work.finish()

@@ -18,6 +18,7 @@ layer was found.
 
 from __future__ import annotations
 
+from fusionlab.fusion import qdq
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, layer_tail
 from fusionlab.ir import ops
@@ -30,8 +31,8 @@ RULE = Rule(
         "a convolution layer with a fused activation reads one tensor, written by a depthwise "
         "convolution layer (groups = input channels > 1) with a fused activation",
         "the depthwise layer's outputs are read by that convolution alone and are not graph outputs",
-        "the target fuses depthwise-separable pairs at this precision (INT8; compute capability "
-        "7.2 or later assumed)",
+        "the target fuses depthwise-separable pairs at this precision (implicit INT8, no Q/DQ "
+        "nodes; compute capability 7.2 or later assumed)",
     ),
     source=(
         "TensorRT 8.x Developer Guide, 'Depthwise Separable Convolution' (a depthwise convolution "
@@ -60,6 +61,7 @@ def _conv_act(work: Work, index: int) -> bool:
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     work = Work(graph, plan)
     reject = ctx.rejector(RULE)
+    explicit = qdq.has_qdq(graph)  # Q/DQ nodes: INT8 where they say, not implicit INT8
     for index in work.live():
         if work.layers[index] is None or not _conv_act(work, index):
             continue
@@ -72,8 +74,8 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
         if not work.outputs_consumed_only_by(src, index):
             reject(2, pair)
             continue
-        if ctx.precision not in ctx.target.depthwise_separable:
-            reject(3, pair, f"{ctx.precision} on target {ctx.target.name}")
+        if explicit or ctx.precision not in ctx.target.depthwise_separable:
+            reject(3, pair, qdq.NOT_IMPLICIT if explicit else f"{ctx.precision} on target {ctx.target.name}")
             continue
         work.merge(src, index, rule=RULE.name)
     return work.finish()

@@ -84,6 +84,47 @@ class Net:
             strides=[1, 1],
         )
 
+    # -- explicit quantization (Q/DQ) ------------------------------------------------
+
+    def _scale(self, name: str, scale: float) -> tuple[str, str]:
+        self.inits.append(numpy_helper.from_array(np.array(scale, np.float32), f"{name}.scale"))
+        self.inits.append(numpy_helper.from_array(np.array(0, np.int8), f"{name}.zp"))
+        return f"{name}.scale", f"{name}.zp"
+
+    def q(self, name: str, src: str, scale: float = 0.05) -> Net:
+        """QuantizeLinear of ``src`` (per-tensor scale, zero point 0)."""
+        s, z = self._scale(name, scale)
+        return self.add_node("QuantizeLinear", name, [src, s, z], self.channels.get(src, 0))
+
+    def dq(self, name: str, src: str, scale: float = 0.05) -> Net:
+        """DequantizeLinear of ``src``."""
+        s, z = self._scale(name, scale)
+        return self.add_node("DequantizeLinear", name, [src, s, z], self.channels.get(src, 0))
+
+    def qdq(self, prefix: str, src: str, scale: float = 0.05) -> Net:
+        """A Q/DQ pair on ``src``: nodes ``{prefix}.q`` and ``{prefix}.dq`` (the latter's
+        output is the dequantized tensor)."""
+        return self.q(f"{prefix}.q", src, scale).dq(f"{prefix}.dq", f"{prefix}.q", scale)
+
+    def qconv(
+        self, name: str, src: str, out: int | None = None, k: int = 1, *, dq_input: bool = True,
+        scale: float = 0.05,
+    ) -> Net:
+        """A convolution with Q/DQ on its weights (``{name}.wq``, ``{name}.wdq``) and, with
+        ``dq_input``, a Q/DQ pair on its input (``{name}.in.q``, ``{name}.in.dq``)."""
+        cin = self.channels[src]
+        out = out or cin
+        w = self._w(f"{name}.w", [out, cin, k, k])
+        self.channels[w] = out
+        self.q(f"{name}.wq", w, 0.01).dq(f"{name}.wdq", f"{name}.wq", 0.01)
+        x = src
+        if dq_input:
+            self.qdq(f"{name}.in", src, scale)
+            x = f"{name}.in.dq"
+        return self.add_node(
+            "Conv", name, [x, f"{name}.wdq"], out, kernel_shape=[k, k], pads=[k // 2] * 4
+        )
+
     def output(self, *names: str) -> Net:
         self.extra_outputs.extend(names)
         return self

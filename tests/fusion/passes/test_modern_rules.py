@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fusionlab.fusion import qdq
 from fusionlab.fusion.passes.fuse_shuffles import _of_layer
 from tests.fusion.passes.conftest import failed, final, groups, run_pass
 from tests.fusion.passes.netbuilder import Net
@@ -50,13 +51,26 @@ def test_conv_pool_condition2_conv_output_read_twice() -> None:
     assert frozenset({"pool"}) in groups(plan) and failed(ctx) == {2}
 
 
-@pytest.mark.parametrize(("target", "precision"), [("trt10", "fp32"), ("trt10", "fp16"), ("trt11", "int8")])
+@pytest.mark.parametrize(("target", "precision"), [("trt10", "fp32"), ("trt10", "fp16")])
 def test_conv_pool_condition3_not_at_this_precision(target: str, precision: str) -> None:
-    #   fp32: the cookbook's TensorRT 10.16 record keeps them apart; trt11 has no implicit INT8
+    #   fp32: the cookbook's TensorRT 10.16 record keeps them apart
     g = _cbr_pool().graph()
     plan, ctx = run_pass("fuse_conv_pool", g, target=target, precision=precision,
                          plan=_until("fuse_conv_pool", g, target, precision))
     assert frozenset({"pool"}) in groups(plan) and failed(ctx) == {3}
+
+
+@pytest.mark.parametrize("target", ["trt8", "trt10", "trt11"])
+def test_conv_pool_condition3_explicit_int8(target: str) -> None:
+    """x -> q -> dq -> conv (Q/DQ weights) -> relu -> maxpool: Q/DQ INT8 is explicit, the rule
+    is implicit INT8's (the QAT record keeps Conv_9 and MaxPool_12 apart; trt11 has no
+    implicit INT8 at all)."""
+    g = Net().qconv("conv", "x").relu("relu", "conv").maxpool("pool", "relu").graph()
+    plan, ctx = run_pass("fuse_conv_pool", g, target=target, precision="int8",
+                         plan=_until("fuse_conv_pool", g, target, "int8"))
+    assert frozenset({"pool"}) in groups(plan) and failed(ctx) == {3}
+    assert ctx.rejections[0].detail == qdq.NOT_IMPLICIT
+    assert frozenset({"pool"}) in groups(final(g, target, "int8"))
 
 
 # -- fuse_shuffles ------------------------------------------------------------------------
@@ -219,9 +233,20 @@ def test_depthwise_separable_condition2_depthwise_output_read_twice() -> None:
     assert failed(ctx) == {2}
 
 
-@pytest.mark.parametrize(("target", "precision"), [("trt8", "fp16"), ("trt10", "fp32"), ("trt11", "int8")])
+@pytest.mark.parametrize(("target", "precision"), [("trt8", "fp16"), ("trt10", "fp32")])
 def test_depthwise_separable_condition3_not_at_this_precision(target: str, precision: str) -> None:
     g = _dw_pw().graph()
     plan, ctx = run_pass("fuse_depthwise_separable", g, target=target, precision=precision,
                          plan=_until("fuse_depthwise_separable", g, target, precision))
     assert frozenset({"pw", "r2"}) in groups(plan) and failed(ctx) == {3}
+
+
+@pytest.mark.parametrize("target", ["trt8", "trt10", "trt11"])
+def test_depthwise_separable_condition3_explicit_int8(target: str) -> None:
+    """x -> in.q -> in.dq -> [dw 3x3 + relu] -> [conv 1x1 + relu]: a Q/DQ network's INT8 is
+    explicit, the rule implicit INT8's (trt11 has no other)."""
+    net = Net().qdq("in", "x").conv("dw", "in.dq", k=3, group=8).relu("r1", "dw")
+    g = net.conv("pw", "r1", out=16).relu("r2", "pw").graph()
+    _, ctx = run_pass("fuse_depthwise_separable", g, target=target, precision="int8",
+                      plan=_until("fuse_depthwise_separable", g, target, "int8"))
+    assert failed(ctx) == {3} and ctx.rejections[0].detail == qdq.NOT_IMPLICIT
