@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         title = args.title or f"{g.name}: {plan.source or 'plan'} ({len(plan.layers)} layers)"
         dot = plan_to_dot(plan, g, title=title, members=not args.compact, expand=args.expand,
                           **options)
-        _check_size(dot, limit, fmt)
+        _check_size(dot, limit, fmt, args.model)
         render_file(dot, out, protect=protect)
         print(f"wrote {out}")
         return 0
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             dot = plan_to_dot(stage_plan, g, title=title, subtitle=subtitle,
                               members=not args.compact, expand=regions_in(stage_plan, args.expand),
                               **options)
-        _check_size(dot, limit, fmt)
+        _check_size(dot, limit, fmt, args.model)
         path = _stage_path(out, index, names[index]) if args.stage == "all" else out
         render_file(dot, path, protect=protect)
         print(f"wrote {path}")
@@ -146,14 +146,14 @@ def boxes_in(dot: str) -> int:
     return sum(1 for line in dot.splitlines() if " [label=" in line and " -> " not in line)
 
 
-def _check_size(dot: str, limit: int, fmt: str) -> None:
+def _check_size(dot: str, limit: int, fmt: str, model: str) -> None:
     """Warn above :data:`LARGE` boxes; refuse above ``limit`` (``--max-boxes``) when
-    Graphviz would have to lay it out."""
+    Graphviz would have to lay it out (the error names ``model``, the file drawn)."""
     boxes = boxes_in(dot)
     hint = ("draw part of it with --focus NODE --radius K or --match REGEX, or use --compact "
             "(Myelin regions are one box unless --expand names them)")
     if boxes > limit and fmt != "dot":
-        raise FusionlabError(f"the drawing would have {boxes:,} boxes, more than --max-boxes "
+        raise FusionlabError(f"{model}: the drawing would have {boxes:,} boxes, more than --max-boxes "
                              f"{limit:,}: {hint}; or raise --max-boxes")
     if boxes > LARGE:
         log.warning("the drawing has %d boxes; Graphviz may be slow: %s", boxes, hint)
