@@ -32,7 +32,7 @@ from fusionlab.errors import FusionlabError, missing_extra
 from fusionlab.io import dumps_json, parse_json, read_text
 
 if TYPE_CHECKING:
-    from fusionlab.backends.tensorrt import BuildOptions
+    from fusionlab.backends.tensorrt import BuildOptions, Engine
     from fusionlab.formats.rtx_log import BuildLog
     from fusionlab.ir.graph import Graph
     from fusionlab.plan import Plan
@@ -62,6 +62,12 @@ class RtxBuild:
     precision: str = "fp32"
     log: BuildLog | None = field(default=None, repr=False, compare=False)
     """Everything the build log said (passes, memory, I/O tensors)."""
+    flavor: str = "rtx"
+    """``rtx`` (TensorRT-RTX) or ``tensorrt``."""
+    version: str = ""
+    """The builder's version, e.g. ``1.7.1.116``."""
+    engine: Engine | None = field(default=None, repr=False, compare=False)
+    """The serialized engine, when asked for (``keep_engine``)."""
 
     def layer_info_json(self) -> str:
         """:attr:`layer_info` as strict JSON text."""
@@ -114,6 +120,7 @@ def build_actual(
     graph: Graph | None = None,
     progress: bool = False,
     inspect: bool = True,
+    keep_engine: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> RtxBuild:
     """Build ``model`` and read the real engine's layers (see the module docstring).
@@ -122,7 +129,8 @@ def build_actual(
     options (precision, shapes, workspace, optimization level; its callbacks are ignored);
     ``backend``: ``rtx`` (default), ``tensorrt`` or ``auto`` (tensorrt if installed, else
     rtx); ``graph``: the loaded model, else it is loaded with ``batch``; ``progress`` draws
-    the builder's progress bar on stderr; ``inspect`` tries the engine inspector first.
+    the builder's progress bar on stderr; ``inspect`` tries the engine inspector first;
+    ``keep_engine`` returns the serialized engine too (:attr:`RtxBuild.engine`).
     TensorRT (not RTX) needs the inspector, so a GPU. Raises :class:`FusionlabError` naming
     the model for a bad model, a failed or crashed build, or a missing extra.
     """
@@ -152,6 +160,7 @@ def build_actual(
             "messages": str(folder / "messages.jsonl"),
             "result": str(folder / "result.json"),
             "inspector": str(folder / "inspector.json"),
+            "engine": str(folder / "engine.bin") if keep_engine else None,
         }
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
         rc, stderr = _run_worker(folder, progress, timeout_s, path)
@@ -159,6 +168,8 @@ def build_actual(
         result = parse_json(read_text(result_file), str(result_file)) if result_file.exists() else {}
         messages = _messages(folder / "messages.jsonl")
         inspector = read_text(result["inspector"]) if result.get("inspector") else None
+        engine_file = folder / "engine.bin"
+        data = engine_file.read_bytes() if keep_engine and engine_file.exists() else None
     builder = str(result.get("builder") or f"TensorRT-{backend}")
     if not result.get("built"):
         if result.get("error"):
@@ -168,7 +179,18 @@ def build_actual(
         raise FusionlabError(f"{path}: {builder} {how} while building the engine (last message: {last!r})")
     if rc != 0:
         log.warning("%s: the build worker ended with code %s after the build; its log is used", path, rc)
-    return _read(path, graph, builder, result, messages, inspector)
+    built = _read(path, graph, builder, result, messages, inspector)
+    if data is None:
+        return built
+    from fusionlab.backends.tensorrt import Engine
+
+    shapes = result.get("input_shapes")
+    engine = Engine(
+        data=data, backend=builder, precision=built.precision, model=str(path),
+        input_shapes={str(k): tuple(v) for k, v in shapes.items()} if isinstance(shapes, dict) else {},
+        build_s=built.build_s, how=str(result.get("how", "")),
+    )
+    return replace(built, engine=engine)
 
 
 def _run_worker(folder: Path, progress: bool, timeout_s: float, model: Path) -> tuple[int, str]:
@@ -213,6 +235,7 @@ def _read(
         "builder": builder, "model": str(path), "log": build_log,
         "build_s": float(build_s) if isinstance(build_s, (int, float)) else None,
         "precision": str(result.get("precision", "fp32")),
+        "flavor": str(result.get("flavor", "rtx")), "version": str(result.get("version", "")),
     }
     if inspector is not None:
         source = f"{builder} {INSPECTOR_SUFFIX}"

@@ -44,7 +44,7 @@ def run(request: dict[str, Any]) -> int:
     with open(request["messages"], "w", encoding="utf-8") as messages:
         try:
             backend = load_backend(request["backend"], "building an engine")
-            result.update(builder=backend.label, flavor=backend.caps.flavor)
+            result.update(builder=backend.label, flavor=backend.caps.flavor, version=str(backend.caps.version))
             save()
             options = BuildOptions(
                 precision=request.get("precision", "fp32"),
@@ -62,6 +62,8 @@ def run(request: dict[str, Any]) -> int:
             return 2
     result.update(built=True, build_s=engine.build_s, precision=engine.precision, how=engine.how,
                   input_shapes={k: list(v) for k, v in engine.input_shapes.items()})
+    if request.get("engine"):
+        write_atomic(request["engine"], engine.data)
     save()
     if request.get("inspect"):
         try:

@@ -18,6 +18,7 @@ from fusionlab.cli.args import (
 from fusionlab.compare.diff import Diff, diff_to_dict
 from fusionlab.dtypes import PRECISIONS
 from fusionlab.io import dumps_json, write_atomic
+from fusionlab.plan import Kind
 from fusionlab.table import format_table
 
 
@@ -44,8 +45,11 @@ def diff_text(d: Diff) -> str:
         f"recall {d.metrics.pair_recall:.3f}",
     ]
     counts = {s: len(d.by_status(s)) for s in ("matched", "split", "merged", "mismatched")}
+    sync = {layer.name for layer in d.actual.layers if layer.kind is Kind.SYNC}
+    syncs = sum(1 for name in d.inserted if name in sync)
     out.append(", ".join(f"{n} {s}" for s, n in counts.items())
-               + f", {len(d.inserted)} inserted by the engine, "
+               + f", {len(d.inserted) - syncs} inserted by the engine"
+               + (f" (and {syncs} stream syncs)" if syncs else "") + ", "
                f"{len(d.eliminated_disagreements)} elimination disagreements")
     misses = [m for m in d.matches if m.status != "matched"]
     if misses:

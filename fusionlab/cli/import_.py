@@ -23,7 +23,7 @@ from fusionlab.formats.trtexec import (
 )
 from fusionlab.io import write_atomic
 from fusionlab.ir.graph import load
-from fusionlab.plan import Plan
+from fusionlab.plan import Kind, Plan
 from fusionlab.plan.serialize import plan_to_json
 from fusionlab.table import format_table
 
@@ -88,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     print(format_table(["layer", "type", "kind", "nodes", "time (ms)"], layer_rows(plan)))
-    inserted = sum(1 for layer in plan.layers if layer.inserted)
+    syncs = sum(1 for layer in plan.layers if layer.kind is Kind.SYNC)
+    inserted = sum(1 for layer in plan.layers if layer.inserted) - syncs
     timed = [layer.time_ms for layer in plan.layers if layer.time_ms is not None]
-    line = f"\n{len(plan.layers)} layers ({inserted} inserted by TensorRT)"
+    line = f"\n{len(plan.layers)} layers ({inserted} inserted by TensorRT"
+    line += f", {syncs} stream syncs)" if syncs else ")"
     line += f", precision {plan.precision}"
     line += f", batch {plan.batch}" if plan.batch is not None else ""
     if timed:
