@@ -25,6 +25,7 @@ from fusionlab.formats.layer_info import read_layer_info
 from fusionlab.formats.rtx_log import EngineLayer, IOTensor, TensorDesc
 from fusionlab.ir.graph import load
 from fusionlab.plan import Kind
+from fusionlab.plan.serialize import plan_from_json, plan_to_json
 
 DATA = Path(__file__).parent / "data" / "rtx"
 BUILDER = "TensorRT-RTX 1.7.1.116"
@@ -272,6 +273,9 @@ def test_inception3a_plan_and_its_json() -> None:
     kinds = collections.Counter(layer.kind for layer in plan.layers)
     assert kinds == {Kind.SYNC: 7, Kind.CONVOLUTION: 4, Kind.FUSED: 2, Kind.POINTWISE: 2, Kind.POOLING: 1}
     assert all(layer.inserted for layer in plan.layers if layer.kind is Kind.SYNC)
+    assert [layer.stream for layer in plan.layers] == [x.stream_id for x in log.layers]
+    assert {layer.stream for layer in plan.layers} == {0, 1, 2}
+    assert plan_from_json(plan_to_json(plan)) == plan
     doc = rtx_log.layer_info(log, graph, builder=BUILDER)
     first = doc["Layers"][0]
     assert first["Inputs"][0]["Format"] == "(Linear) Row major linear format"
