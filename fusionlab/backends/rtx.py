@@ -155,6 +155,9 @@ def build_actual(
             "batch": opts.batch,
             "workspace_mib": opts.workspace_mib,
             "opt_level": opts.opt_level,
+            "timing_cache": opts.timing_cache,
+            "calib_data": opts.calib_data,
+            "calib_batches": opts.calib_batches,
             "progress": progress,
             "inspect": inspect,
             "messages": str(folder / "messages.jsonl"),
@@ -254,6 +257,6 @@ def _read(
             f"a GPU that TensorRT supports ({result.get('inspector_error', 'not tried')}); "
             "TensorRT-RTX (--backend rtx) lists them without one"
         )
-    doc = rtx_log.layer_info(build_log, graph, builder=builder, what=str(path))
     plan = rtx_log.to_plan(build_log, graph, builder=builder, what=str(path))
+    doc = rtx_log.layer_info(build_log, graph, builder=builder, what=str(path), plan=plan)
     return RtxBuild(plan=plan, layer_info=doc, source=plan.source, **common)

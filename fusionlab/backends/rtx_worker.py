@@ -52,6 +52,9 @@ def run(request: dict[str, Any]) -> int:
                 batch=request.get("batch"),
                 workspace_mib=request.get("workspace_mib"),
                 opt_level=request.get("opt_level"),
+                timing_cache=request.get("timing_cache"),
+                calib_data=request.get("calib_data"),
+                calib_batches=request.get("calib_batches", 4),
                 progress=sys.stderr if request.get("progress") else None,
                 messages=_writer(messages),
             )

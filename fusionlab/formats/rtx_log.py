@@ -812,7 +812,9 @@ def to_plan(log: BuildLog, graph: Graph | None = None, *, builder: str, what: st
     return replace(plan, source=source_of(builder))
 
 
-def layer_info(log: BuildLog, graph: Graph | None = None, *, builder: str, what: str = "build") -> dict[str, Any]:
+def layer_info(
+    log: BuildLog, graph: Graph | None = None, *, builder: str, what: str = "build", plan: Plan | None = None
+) -> dict[str, Any]:
     """The build's layers as engine layer information JSON, in TensorRT 11.x's layout.
 
     ``Layers`` (every kernel, sync layers included: ``Name``, ``LayerType``, ``Inputs`` and
@@ -821,9 +823,10 @@ def layer_info(log: BuildLog, graph: Graph | None = None, *, builder: str, what:
     ``I/O Tensors``, and ``fusionlab``: the plan's extras (source, builder, nodes of each
     layer, eliminated nodes), the passes, the memory lines and totals.
     :func:`~fusionlab.formats.layer_info.read_layer_info` reads it back to :func:`to_plan`'s
-    plan.
+    plan (``plan``: that plan, when the caller has it already).
     """
-    plan = to_plan(log, graph, builder=builder, what=what)
+    if plan is None:
+        plan = to_plan(log, graph, builder=builder, what=what)
     extras = plan_extras(plan, nodes=True)
     extras[KERNEL_LAYERS_KEY] = True
     extras["builder"] = builder
