@@ -841,6 +841,8 @@ def layer_info(
     }
 
 
-def layer_info_json(log: BuildLog, graph: Graph | None = None, *, builder: str, what: str = "build") -> str:
+def layer_info_json(
+    log: BuildLog, graph: Graph | None = None, *, builder: str, what: str = "build", plan: Plan | None = None
+) -> str:
     """:func:`layer_info` as strict JSON text (one space indent, as the other writers)."""
-    return dumps_json(layer_info(log, graph, builder=builder, what=what), indent=1)
+    return dumps_json(layer_info(log, graph, builder=builder, what=what, plan=plan), indent=1)
