@@ -1,7 +1,8 @@
 """``fusionlab import LAYERINFO.json``: trtexec/TREx exports -> fusionlab's plan JSON.
 
 Reads engine layer information (``trtexec --exportLayerInfo``, ``IEngineInspector``, TREx
-``engine.graph.json``), optionally a profile (``--exportProfile``, ``--exportTimes``, TREx
+``engine.graph.json``, or a saved TensorRT-RTX build log: :mod:`fusionlab.formats.rtx_log`),
+optionally a profile (``--exportProfile``, ``--exportTimes``, TREx
 ``engine.profile.metadata.json`` or a trtexec log) joined to the layers by name, and the
 ONNX model the engine was built from (to resolve layer names to its nodes and find the
 eliminated ones). Writes the plan (``fusionlab.plan/2``) with ``-o``, else prints a table.
@@ -15,10 +16,10 @@ from typing import Any
 
 from fusionlab.cli.args import input_files, positive_int
 from fusionlab.errors import FusionlabError
+from fusionlab.formats.rtx_log import read_engine_layers
 from fusionlab.formats.trtexec import (
     format_summary,
     join_profile,
-    read_layer_info,
     read_profile,
 )
 from fusionlab.io import write_atomic
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch is not None and args.model is None:
         raise FusionlabError("--batch needs --model")
     graph = load(args.model, batch=args.batch) if args.model else None
-    plan = read_layer_info(args.layer_info, graph)
+    plan = read_engine_layers(args.layer_info, graph)
     profile = read_profile(args.profile) if args.profile else None
     if profile is not None and profile.layers:
         plan = join_profile(plan, profile)

@@ -846,3 +846,29 @@ def layer_info_json(
 ) -> str:
     """:func:`layer_info` as strict JSON text (one space indent, as the other writers)."""
     return dumps_json(layer_info(log, graph, builder=builder, what=what, plan=plan), indent=1)
+
+
+UNKNOWN_BUILDER = "TensorRT-RTX"
+"""The builder named for a saved build log: the log does not print its version."""
+
+
+def is_build_log(text: str) -> bool:
+    """Whether ``text`` is a build log in the dump format (:func:`dump_text`).
+
+    >>> is_build_log("===== Severity.INFO\\nhello\\n"), is_build_log('{"Layers": []}')
+    (True, False)
+    """
+    return text.startswith("===== Severity.")
+
+
+def read_engine_layers(source: Source, graph: Graph | None = None) -> Plan:
+    """The actual plan from engine layer information JSON (any TensorRT, through
+    :func:`~fusionlab.formats.layer_info.read_layer_info`) or from a saved TensorRT-RTX
+    build log (the dump format; its builder named :data:`UNKNOWN_BUILDER`)."""
+    from fusionlab.formats.common import read_source
+    from fusionlab.formats.layer_info import read_layer_info
+
+    text, where = read_source(source)
+    if is_build_log(text):
+        return to_plan(parse_dump(text), graph, builder=UNKNOWN_BUILDER, what=where)
+    return read_layer_info(source, graph)

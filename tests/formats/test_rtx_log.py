@@ -304,3 +304,16 @@ def test_kernel_names_are_never_read_as_nodes() -> None:
            "TacticName: , StreamId: 0, Metadata: ")
     (layer,) = rtx_log.to_plan(rtx_log.parse_messages([msg]), builder=BUILDER).layers
     assert layer.inserted and layer.kind is Kind.POINTWISE
+
+
+def test_a_saved_build_log_reads_as_layer_information(tmp_path: Path) -> None:
+    import fusionlab
+
+    graph = load(zoo.build("inception3a"), batch=1)
+    from_log = rtx_log.read_engine_layers(DATA / "inception3a.log", graph)
+    assert from_log.source == "TensorRT-RTX build log"  # a saved log does not say its version
+    assert fusionlab.read_engine(DATA / "inception3a.log", graph=graph) == from_log
+    doc = tmp_path / "layers.json"
+    doc.write_text(rtx_log.layer_info_json(rtx_log.read_dump(DATA / "inception3a.log"), graph,
+                                           builder="TensorRT-RTX"), encoding="utf-8")
+    assert rtx_log.read_engine_layers(doc, graph) == from_log
