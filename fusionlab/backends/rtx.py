@@ -148,7 +148,7 @@ def build_actual(
     with tempfile.TemporaryDirectory(prefix="fusionlab-build-") as tmp:
         folder = Path(tmp)
         request = {
-            "model": str(path.resolve()),
+            "model": str(path),  # the worker runs in this folder: its errors name the model as given
             "backend": backend,
             "precision": opts.precision,
             "shapes": {k: list(v) for k, v in opts.shapes.items()},
