@@ -106,6 +106,9 @@ class Layer:
     engine_type: str | None = None
     """TensorRT's own ``LayerType`` for an actual engine layer (``CaskConvolution``, ``kgen``
     ...); None for predicted layers."""
+    stream: int | None = None
+    """The engine stream that runs an actual layer (the inspector's or TensorRT-RTX's
+    ``StreamId``: 0 the main stream, others auxiliary streams); None when not known."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, Kind):

@@ -30,11 +30,14 @@ LAYER_KEYS = (
     "name", "kind", "engine_type", "nodes", "branches", "absorbed", "rule", "inputs", "outputs",
     "time_ms",
 )
+OPTIONAL_LAYER_KEYS = ("stream",)
+"""Written after ``LAYER_KEYS`` only when known (an actual layer's engine stream)."""
 
 
 def layer_to_dict(layer: Layer) -> dict[str, Any]:
-    """A layer as plain JSON-ready data, keys in ``LAYER_KEYS`` order."""
-    return {
+    """A layer as plain JSON-ready data, keys in ``LAYER_KEYS`` order (then
+    ``OPTIONAL_LAYER_KEYS`` that are known)."""
+    out: dict[str, Any] = {
         "name": layer.name,
         "kind": layer.kind.value,
         "engine_type": layer.engine_type,
@@ -46,6 +49,9 @@ def layer_to_dict(layer: Layer) -> dict[str, Any]:
         "outputs": list(layer.outputs),
         "time_ms": layer.time_ms,
     }
+    if layer.stream is not None:
+        out["stream"] = layer.stream
+    return out
 
 
 def eliminations_to_dict(plan: Plan) -> dict[str, Any]:
@@ -188,6 +194,14 @@ def eliminations_from(data: Any, version: int) -> dict[str, Elimination]:
     return out
 
 
+def _stream(value: Any, i: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FusionlabError(f"plan JSON: layer {i} stream must be a whole number or null")
+    return value
+
+
 def plan_from_dict(data: Any) -> Plan:
     """Read a ``fusionlab.plan/2`` (or ``/1``) document; raises FusionlabError otherwise.
 
@@ -227,6 +241,7 @@ def plan_from_dict(data: Any) -> Plan:
                 time_ms=_number(raw.get("time_ms"), f"layer {i} time_ms"),
                 branches=_branches(raw, i) if version == 2 else _v1_branches(raw["name"], nodes, rule),
                 engine_type=engine_type,
+                stream=_stream(raw.get("stream"), i),
             )
         )
     batch = data.get("batch")
