@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         d = diff(predict(g, args.target, args.precision), actual)
         title = args.title or f"{g.name}: target {args.target} vs {actual.source}"
         dot = diff_to_dot(g, d, title=title, members=not args.compact, expand=args.expand, **options)
-        _check_size(dot, limit, fmt)
+        _check_size(dot, limit, fmt, args.model)
         render_file(dot, out, protect=protect)
         print(f"wrote {out} (exact match {d.metrics.exact_matches}/{d.metrics.engine_layers} engine layers)")
         return 0
