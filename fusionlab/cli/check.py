@@ -8,10 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fusionlab.api import load, predict
-from fusionlab.backends.actual import actual_plan
 from fusionlab.cli.args import add_actual_args, add_model_args, add_target_args
-from fusionlab.compare.expect import check, load_expectations, report
 
 
 def register(sub: Any) -> None:
@@ -24,6 +21,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.api import load, predict
+    from fusionlab.backends.actual import actual_plan
+    from fusionlab.compare.expect import check, load_expectations, report
+
     expectations = load_expectations(args.expect)
     g = load(args.model, batch=args.batch)
     if args.layer_info or args.engine:

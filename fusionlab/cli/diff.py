@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fusionlab.backends.actual import actual_plan
 from fusionlab.cli.args import (
     add_actual_args,
     add_device_args,
@@ -15,10 +14,12 @@ from fusionlab.cli.args import (
     device_options,
     input_files,
 )
-from fusionlab.compare.diff import Diff, diff_to_dict
 from fusionlab.dtypes import PRECISIONS
 from fusionlab.io import dumps_json, write_atomic
 from fusionlab.table import format_table
+
+if TYPE_CHECKING:
+    from fusionlab.compare.diff import Diff
 
 
 def register(sub: Any) -> None:
@@ -70,6 +71,8 @@ def diff_text(d: Diff) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from fusionlab.api import diff, load, predict
+    from fusionlab.backends.actual import actual_plan
+    from fusionlab.compare.diff import diff_to_dict
 
     g = load(args.model, batch=args.batch)
     actual = actual_plan(g, layer_info=args.layer_info, profile=args.profile, engine=args.engine)

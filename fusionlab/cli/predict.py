@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusionlab.cli.args import add_device_args, add_model_args, add_target_args, device_options, input_files
 from fusionlab.errors import FusionlabError
-from fusionlab.fusion.predictor import Prediction
 from fusionlab.io import write_atomic
 from fusionlab.plan import Plan
-from fusionlab.plan.serialize import plan_to_json
 from fusionlab.table import format_table
+
+if TYPE_CHECKING:
+    from fusionlab.fusion.predictor import Prediction
 
 
 def register(sub: Any) -> None:
@@ -127,6 +128,7 @@ def stages_text(prediction: Prediction) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from fusionlab.api import load, predict
+    from fusionlab.plan.serialize import plan_to_json
 
     g = load(args.model, batch=args.batch)
     prediction = predict(g, args.target, precision=args.precision, **device_options(args))

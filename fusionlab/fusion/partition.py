@@ -26,13 +26,15 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import FUSED_SEP, Elimination, How, Kind, Layer, Plan, join_branches
 from fusionlab.plan.kinds import kind_of_op
+
+if TYPE_CHECKING:  # networkx and the IR (onnx) stay unimported until a pass runs: `fusionlab passes` lists rules
+    import networkx as nx
+
+    from fusionlab.ir.graph import Graph
 
 UNFUSED = "unfused"
 """Rule name of a layer that holds one node no rule fused."""
@@ -453,6 +455,8 @@ def _all_layers(succ: Mapping[int, set[int]], count: int) -> dict[int, set[int]]
 
 def quotient(graph: Graph, plan: Plan) -> nx.DiGraph:
     """The fused graph: one node per layer index, an edge where a layer reads another's data."""
+    import networkx as nx
+
     q: nx.DiGraph = nx.DiGraph()
     q.add_nodes_from(range(len(plan.layers)))
     q.add_edges_from((a, b) for a, bs in layer_edges(graph, plan).items() for b in bs)
