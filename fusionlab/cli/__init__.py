@@ -46,8 +46,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"fusionlab: {' '.join(message.split())} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (every subcommand registered)."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full argument parser (every subcommand registered); with ``only`` (a command's
+    name, as typed), just that subcommand: the parse of a command line that names it is the
+    same, and the other command modules stay unimported (start-up time, issue 14)."""
     parser = _Parser(
         prog="fusionlab",
         description=(
@@ -60,9 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        module = importlib.import_module(f"fusionlab.cli.{name}")
-        module.register(sub)
+        if only is None or _command_name(name) == only:
+            module = importlib.import_module(f"fusionlab.cli.{name}")
+            module.register(sub)
     return parser
+
+
+def _command_name(module: str) -> str:
+    """The command a module of :data:`COMMANDS` registers (``import_`` -> ``import``)."""
+    return module.rstrip("_")
+
+
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names, if it is one of :data:`COMMANDS`: the first argument
+    that is not an option (the top-level options take no value)."""
+    for arg in argv:
+        if arg == "--" or not arg.startswith("-"):
+            return arg if arg in {_command_name(m) for m in COMMANDS} else None
+    return None
 
 
 class _HeldBack(logging.Handler):
@@ -107,7 +124,8 @@ def _logging(args: argparse.Namespace) -> _HeldBack | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusionlab`` script; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         print("fusionlab: error: no command given (see --help)", file=sys.stderr)
