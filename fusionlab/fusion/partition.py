@@ -83,7 +83,7 @@ class Work:
         self.graph = graph
         self.plan = plan
         self.layers: list[Layer | None] = list(plan.layers)
-        self.owner: dict[str, int] = plan.node_to_layer()
+        self.owner: dict[str, int] = dict(_owners(plan))
         self.eliminated: dict[str, Elimination] = dict(plan.eliminated)
         self.inserted_after: dict[int, list[Layer]] = {}
         self._changed: set[int] = set()
@@ -167,7 +167,8 @@ class Work:
         """A node's inputs that carry data (not weights, constants or empty), resolved."""
         found = self._data_inputs.get(node)
         if found is None:
-            found = [self.resolve(t) for t in self.graph.node(node).inputs if t and not self.is_const(t)]
+            resolve, consts = self.resolve, self._consts  # is_const, each input resolved once
+            found = [r for t in self.graph.node(node).inputs if t and (r := resolve(t)) not in consts]
             self._data_inputs[node] = found
         return found
 
@@ -389,6 +390,22 @@ class Work:
         return sort_plan(self.graph, replace(self.plan, layers=tuple(layers), eliminated=dict(self.eliminated)))
 
 
+_OWNER_MEMO: list[tuple[Plan, dict[str, int]]] = []
+"""``node_to_layer`` of the last two plans asked about, kept with the plans: a pass that
+changes nothing hands its plan to the next one, whose :class:`Work` would map it again."""
+
+
+def _owners(plan: Plan) -> dict[str, int]:
+    """``plan.node_to_layer()``, computed once per plan; read-only (copy it to edit)."""
+    for known, owner in _OWNER_MEMO:
+        if known is plan:
+            return owner
+    owner = plan.node_to_layer()
+    _OWNER_MEMO.append((plan, owner))
+    del _OWNER_MEMO[:-2]
+    return owner
+
+
 _EDGE_MEMO: list[tuple[Plan, Graph, dict[int, set[int]]]] = []
 """The quotient edges of the last few plans :meth:`Work.finish` produced, kept together with
 the plans (so object identity stays meaningful): the pass manager's check reuses them."""
@@ -409,7 +426,7 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
     for known, g, remembered in _EDGE_MEMO:
         if known is plan and g is graph:
             return remembered
-    owner = plan.node_to_layer()
+    owner = _owners(plan)
     stands_for: dict[str, set[int]] = {}
     for name in graph.order:  # topological: an eliminated node's feeders are known first
         if name in plan.eliminated:
