@@ -64,3 +64,20 @@ def test_predict_does_import_onnx(tmp_path: Path) -> None:
     model = zoo.export("inception3a", tmp_path / "m.onnx")
     loaded = _heavy_imports(["predict", str(model)])
     assert "onnx" in loaded[f"predict {model}"]
+
+
+def test_the_script_ends_with_its_output_whole(tmp_path: Path) -> None:
+    """``python -m fusionlab`` ends the process without interpreter teardown
+    (:func:`fusionlab.cli.script`): stdout, held-back log lines and the exit code survive."""
+    from fusionlab import zoo
+
+    model = zoo.export("inception3a", tmp_path / "m.onnx")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "fusionlab", "predict", str(model), "--json", "-"],
+                          capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["layers"]
+    failed = subprocess.run([sys.executable, "-m", "fusionlab", "predict", str(tmp_path / "none.onnx")],
+                            capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert failed.returncode == 2
+    assert failed.stderr.strip().endswith("none.onnx: no such file")
