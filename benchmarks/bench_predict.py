@@ -9,7 +9,9 @@ taking turns so that both see the same machine):
 - the 100,000-node chain (``inception-chain-5000``) <= 11x the 10,000-node time (linear);
 - peak memory (max RSS) of the 100k ``predict`` <= that of ``onnx.load`` + ONNX shape
   inference alone on the same file (``onnx.shape_inference.infer_shapes(model,
-  strict_mode=False, data_prop=True)``, each in a fresh interpreter).
+  strict_mode=False, data_prop=True)``), each in a fresh interpreter that reports its own
+  high-water mark (Linux ``VmHWM``; the 100k ``predict`` runs ``fusionlab.cli.main`` as the
+  ``fusionlab`` script does, for that report).
 
 Also printed: GoogLeNet; plain chains of 1k/2k/4k/8k/10k Relu nodes (each doubling should
 about double the time: a quadratic step would show as x4); and the time of each phase of
@@ -47,10 +49,25 @@ ROOT = Path(__file__).resolve().parent.parent
 RELU_CHAINS = (1000, 2000, 4000, 8000, 10000)
 TARGET_ORT, TARGET_LINEAR = 0.3, 11.0
 
-SHAPE_INFERENCE_ONLY = """
-import sys, onnx
+PEAK = """
+import os, re, sys
+def report_peak():  # this process's own high-water mark (a child's ru_maxrss would count
+    # the benchmark's pages it was forked from: the parent holds the models and sessions)
+    with open("/proc/self/status") as f:
+        print("PEAK", int(re.search(r"VmHWM:\\s+(\\d+)", f.read()).group(1)) / 1024, file=sys.stderr, flush=True)
+"""
+SHAPE_INFERENCE_ONLY = PEAK + """
+import onnx
 model = onnx.load(sys.argv[1])
 onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+report_peak()
+"""
+CLI_WITH_PEAK = PEAK + """
+from fusionlab.cli import main
+code = main(sys.argv[1:])  # what fusionlab.cli.script does, with the peak reported at the end
+sys.stdout.flush()
+report_peak()
+os._exit(code)
 """
 
 
@@ -71,17 +88,16 @@ def environment() -> dict[str, str]:
     return env
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float | None]:
+    """Wall seconds of one child process, and the peak RSS (MiB) it reported, if any."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     elapsed = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
         sys.exit(f"bench_predict: {' '.join(cmd)} failed (exit {proc.returncode}): {err.strip()[-500:]}")
-    return elapsed, usage.ru_maxrss / 1024.0
+    peaks = [float(line.split()[1]) for line in err.splitlines() if line.startswith("PEAK ")]
+    return elapsed, (peaks[-1] if peaks else None)
 
 
 def ort_session(path: Path) -> object:
@@ -225,19 +241,21 @@ def main() -> int:
                       f"(target <= {TARGET_ORT}x) {'ok' if ok else 'MISSED'}", flush=True)
         if not args.skip_100k:
             repeat = max(1, min(args.repeat, 3))
-            runs = [run_child(cli("chain-100k"), env) for _ in range(repeat)]
+            peak_cli = [args.python, "-c", CLI_WITH_PEAK, *cli("chain-100k")[3:]]
+            runs = [run_child(peak_cli, env) for _ in range(repeat)]
             base = [run_child([args.python, "-c", SHAPE_INFERENCE_ONLY, str(files["chain-100k"])], env)
                     for _ in range(repeat)]
             wall = statistics.median(r[0] for r in runs)
-            peak, base_peak = statistics.median(r[1] for r in runs), statistics.median(b[1] for b in base)
+            peak = statistics.median(r[1] or 0.0 for r in runs)
+            base_peak = statistics.median(b[1] or 0.0 for b in base)
             ten = walls["chain-10k"]
             ok_linear, ok_mem = wall / ten <= TARGET_LINEAR, peak <= base_peak
             failed |= not (ok_linear and ok_mem)
             print(f"chain-100k  {nodes['chain-100k']:7d} nodes   fusionlab predict {wall:7.3f} s   "
-                  f"peak {peak:6.0f} MB   (medians of {repeat})")
+                  f"peak {peak:6.0f} MiB   (medians of {repeat})")
             print(f"  predict at 100k / at 10k nodes: {wall / ten:.2f}x (target <= {TARGET_LINEAR:.0f}x) "
                   f"{'ok' if ok_linear else 'MISSED'}")
-            print(f"  peak memory: predict {peak:.0f} MB, onnx.load + shape inference alone {base_peak:.0f} MB "
+            print(f"  peak memory: predict {peak:.0f} MiB, onnx.load + shape inference alone {base_peak:.0f} MiB "
                   f"(target: at most that) {'ok' if ok_mem else 'MISSED'}", flush=True)
         relu = [f"relu-{n // 1000}k" for n in RELU_CHAINS]
         times = median_turns([lambda n=name: run_child(cli(n), env)[0] for name in relu], args.repeat)  # type: ignore[misc]
