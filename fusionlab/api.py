@@ -21,13 +21,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fusionlab.compare.diff import Diff, compare
 from fusionlab.fusion.predictor import Prediction
 from fusionlab.fusion.targets import DEFAULT, Target
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:  # imported by diff and to_dot: predict needs no comparison
+    from fusionlab.compare.diff import Diff
 
 __all__ = ["diff", "draw", "load", "predict", "read_engine", "read_plan", "to_dot"]
 
@@ -110,6 +112,8 @@ def diff(predicted: Prediction | Plan, actual: Plan) -> Diff:
     Given a :class:`~fusionlab.fusion.predictor.Prediction`, findings name the rule that
     should have fused a group and the condition that turned it down.
     """
+    from fusionlab.compare.diff import compare
+
     if isinstance(predicted, Prediction):
         return compare(predicted.plan, actual, rejections=predicted.rejections,
                        target_passes=predicted.target.passes, graph=predicted.graph)
@@ -129,6 +133,7 @@ def to_dot(
     theirs); ``options`` are those of :func:`fusionlab.render.dot.plan_to_dot` (``focus``,
     ``radius``, ``match``, ``members``, ``title``, ``legend``, ``rankdir``).
     """
+    from fusionlab.compare.diff import Diff
     from fusionlab.render import dot
 
     if isinstance(subject, Graph):

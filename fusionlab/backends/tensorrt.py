@@ -52,7 +52,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
-import numpy as np
 from packaging.version import InvalidVersion, Version
 
 from fusionlab.dtypes import by_trt, check_precision
@@ -63,7 +62,8 @@ from fusionlab.io import write_atomic
 P = ParamSpec("P")
 R = TypeVar("R")
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy: imported by the functions that need it (the CLI's parsers import BACKENDS)
+    import numpy as np
     import tensorrt
 
     from fusionlab.backends.tensorrt_cuda import CudaRuntime, IOBuffer
@@ -666,6 +666,8 @@ def _calibration_batches(
     options: BuildOptions,
 ) -> list[dict[str, np.ndarray]]:
     """Calibration inputs: consecutive slices of the ``.npz`` arrays, or random values."""
+    import numpy as np
+
     from fusionlab.backends.tensorrt_cuda import FILLABLE
 
     dtypes: dict[str, str] = {}
@@ -723,6 +725,8 @@ def _calibration_batches(
 def _make_calibrator(
     backend: Backend, cuda: CudaRuntime, batches: list[dict[str, np.ndarray]]
 ) -> tensorrt.IInt8EntropyCalibrator2:
+    import numpy as np
+
     if TYPE_CHECKING:
         import tensorrt as trt
     else:
@@ -948,6 +952,8 @@ class _Session:
     """An execution context with bound buffers, a stream, and an enqueue function."""
 
     def __init__(self, loaded: LoadedEngine, cuda: CudaRuntime, options: ProfileOptions) -> None:
+        import numpy as np
+
         from fusionlab.backends.tensorrt_cuda import allocate, fill_random
 
         if TYPE_CHECKING:

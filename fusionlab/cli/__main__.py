@@ -1,7 +1,5 @@
 """``python -m fusionlab.cli``."""
 
-import sys
+from fusionlab.cli import script
 
-from fusionlab.cli import main
-
-sys.exit(main())
+script()

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusionlab.cli.args import input_files, positive_int
-from fusionlab.cost import model as cost
 from fusionlab.cost.devices import DEVICES, get
 from fusionlab.dtypes import PRECISIONS
 from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
-from fusionlab.ir.graph import load
 from fusionlab.table import format_table
+
+if TYPE_CHECKING:
+    from fusionlab.cost import model as cost
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def report(
     before: cost.Efficiency, after: cost.Efficiency, samples: tuple[cost.Sample, ...]
 ) -> str:
     """The factor table and the before/after error table."""
+    from fusionlab.cost import model as cost
+
     counts: dict[str, int] = {}
     for s in samples:
         counts[s.cost.cls] = counts.get(s.cost.cls, 0) + 1
@@ -93,7 +96,9 @@ def report(
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.cost import model as cost
     from fusionlab.formats.trtexec import engine_info_to_plan, parse_engine_info, read_profile
+    from fusionlab.ir.graph import load
 
     device = get(args.device)
     info = parse_engine_info(args.layer_info)

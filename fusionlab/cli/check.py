@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fusionlab.api import load, predict
 from fusionlab.cli.args import add_actual_args, add_model_args, add_target_args, read_actual
-from fusionlab.compare.expect import check, load_expectations, report
 
 
 def register(sub: Any) -> None:
@@ -23,6 +21,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.api import load, predict
+    from fusionlab.compare.expect import check, load_expectations, report
+
     expectations = load_expectations(args.expect)
     g = load(args.model, batch=args.batch)
     if args.layer_info or args.engine or args.build:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusionlab.cli.args import (
     add_actual_args,
@@ -17,11 +17,13 @@ from fusionlab.cli.args import (
     input_files,
     read_actual,
 )
-from fusionlab.compare.diff import Diff, diff_to_dict
 from fusionlab.dtypes import PRECISIONS
 from fusionlab.io import dumps_json, write_atomic
 from fusionlab.plan import Kind
 from fusionlab.table import format_table
+
+if TYPE_CHECKING:
+    from fusionlab.compare.diff import Diff
 
 
 def register(sub: Any) -> None:
@@ -84,6 +86,7 @@ def diff_text(d: Diff) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from fusionlab.api import diff, load, predict
+    from fusionlab.compare.diff import diff_to_dict
 
     g = load(args.model, batch=args.batch)
     options = device_options(args)

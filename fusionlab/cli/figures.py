@@ -11,9 +11,6 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.render.figures import FIGURES, parse_formats, write_figures
-from fusionlab.render.graphviz import INSTALL_HINT
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -31,6 +28,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.render.figures import FIGURES, parse_formats, write_figures
+    from fusionlab.render.graphviz import INSTALL_HINT
+
     formats = parse_formats(args.format)
     written, drawn = write_figures(args.out, formats)
     for path in written:

@@ -16,16 +16,8 @@ from typing import Any
 
 from fusionlab.cli.args import input_files, positive_int
 from fusionlab.errors import FusionlabError
-from fusionlab.formats.rtx_log import read_engine_layers
-from fusionlab.formats.trtexec import (
-    format_summary,
-    join_profile,
-    read_profile,
-)
 from fusionlab.io import write_atomic
-from fusionlab.ir.graph import load
 from fusionlab.plan import Kind, Plan
-from fusionlab.plan.serialize import plan_to_json
 from fusionlab.table import format_table
 
 
@@ -71,6 +63,11 @@ def layer_rows(plan: Plan) -> list[list[Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.formats.rtx_log import read_engine_layers
+    from fusionlab.formats.trtexec import format_summary, join_profile, read_profile
+    from fusionlab.ir.graph import load
+    from fusionlab.plan.serialize import plan_to_json
+
     if args.batch is not None and args.model is None:
         raise FusionlabError("--batch needs --model")
     graph = load(args.model, batch=args.batch) if args.model else None

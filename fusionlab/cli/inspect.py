@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusionlab.cli.args import add_model_args
 from fusionlab.cli.common import emit_json
-from fusionlab.ir.graph import Graph, load
-from fusionlab.ir.tensors import Tensor
 from fusionlab.table import format_table, human
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
+    from fusionlab.ir.tensors import Tensor
 
 
 def register(sub: Any) -> None:
@@ -72,6 +74,8 @@ def _shape(shape: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.ir.graph import load
+
     g = load(args.model, batch=args.batch)
     info = summary(g)
     if args.json:

@@ -17,13 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fusionlab.api import read_plan
 from fusionlab.cli.args import add_model_args, add_target_args, chosen_target, input_files, read_actual
 from fusionlab.errors import FusionlabError
-from fusionlab.fusion.predictor import ORIGINAL, predict
-from fusionlab.ir.graph import load
-from fusionlab.render.dot import expanded_regions, graph_to_dot, plan_to_dot, regions_in, stage_title
-from fusionlab.render.graphviz import INSTALL_HINT, dot_program, output_format, render_file
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +83,12 @@ def _stage_path(out: Path, index: int, name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusionlab.api import read_plan
+    from fusionlab.fusion.predictor import ORIGINAL, predict
+    from fusionlab.ir.graph import load
+    from fusionlab.render.dot import expanded_regions, graph_to_dot, plan_to_dot, regions_in, stage_title
+    from fusionlab.render.graphviz import INSTALL_HINT, dot_program, output_format, render_file
+
     fmt = output_format(args.output)
     if fmt != "dot" and dot_program() is None:
         raise FusionlabError(INSTALL_HINT)

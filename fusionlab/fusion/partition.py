@@ -26,13 +26,15 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import FUSED_SEP, Elimination, How, Kind, Layer, Plan, join_branches
 from fusionlab.plan.kinds import kind_of_op
+
+if TYPE_CHECKING:  # networkx and the IR (onnx) stay unimported until a pass runs: `fusionlab passes` lists rules
+    import networkx as nx
+
+    from fusionlab.ir.graph import Graph
 
 UNFUSED = "unfused"
 """Rule name of a layer that holds one node no rule fused."""
@@ -81,7 +83,7 @@ class Work:
         self.graph = graph
         self.plan = plan
         self.layers: list[Layer | None] = list(plan.layers)
-        self.owner: dict[str, int] = plan.node_to_layer()
+        self.owner: dict[str, int] = dict(_owners(plan))
         self.eliminated: dict[str, Elimination] = dict(plan.eliminated)
         self.inserted_after: dict[int, list[Layer]] = {}
         self._changed: set[int] = set()
@@ -168,7 +170,8 @@ class Work:
         """A node's inputs that carry data (not weights, constants or empty), resolved."""
         found = self._data_inputs.get(node)
         if found is None:
-            found = [self.resolve(t) for t in self.graph.node(node).inputs if t and not self.is_const(t)]
+            resolve, consts = self.resolve, self._consts  # is_const, each input resolved once
+            found = [r for t in self.graph.node(node).inputs if t and (r := resolve(t)) not in consts]
             self._data_inputs[node] = found
         return found
 
@@ -406,14 +409,31 @@ class Work:
         return sort_plan(self.graph, replace(self.plan, layers=tuple(layers), eliminated=dict(self.eliminated)))
 
 
+_OWNER_MEMO: list[tuple[Plan, dict[str, int]]] = []
+"""``node_to_layer`` of the last two plans asked about, kept with the plans: a pass that
+changes nothing hands its plan to the next one, whose :class:`Work` would map it again."""
+
+
+def _owners(plan: Plan) -> dict[str, int]:
+    """``plan.node_to_layer()``, computed once per plan; read-only (copy it to edit)."""
+    for known, owner in _OWNER_MEMO:
+        if known is plan:
+            return owner
+    owner = plan.node_to_layer()
+    _OWNER_MEMO.append((plan, owner))
+    del _OWNER_MEMO[:-2]  # the plan a pass finished (sorted) and the next pass's start: often one
+    return owner
+
+
 _EDGE_MEMO: list[tuple[Plan, Graph, dict[int, set[int]]]] = []
-"""The quotient edges of the last few plans :meth:`Work.finish` produced, kept together with
-the plans (so object identity stays meaningful): the pass manager's check reuses them."""
+"""The quotient edges of the last plan :meth:`Work.finish` produced, kept together with the
+plan (so object identity stays meaningful): the pass manager's check reuses them. One
+entry: at 100,000 nodes each is ~25 MB, and older ones were never asked for again."""
 
 
 def _remember_edges(graph: Graph, plan: Plan, succ: dict[int, set[int]]) -> None:
     _EDGE_MEMO.append((plan, graph, succ))
-    del _EDGE_MEMO[:-4]
+    del _EDGE_MEMO[:-1]  # the check after the pass asks for the plan just finished, no other
 
 
 def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
@@ -426,7 +446,7 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
     for known, g, remembered in _EDGE_MEMO:
         if known is plan and g is graph:
             return remembered
-    owner = plan.node_to_layer()
+    owner = _owners(plan)
     stands_for: dict[str, set[int]] = {}
     for name in graph.order:  # topological: an eliminated node's feeders are known first
         if name in plan.eliminated:
@@ -477,6 +497,8 @@ def _all_layers(succ: Mapping[int, set[int]], count: int) -> dict[int, set[int]]
 
 def quotient(graph: Graph, plan: Plan) -> nx.DiGraph:
     """The fused graph: one node per layer index, an edge where a layer reads another's data."""
+    import networkx as nx
+
     q: nx.DiGraph = nx.DiGraph()
     q.add_nodes_from(range(len(plan.layers)))
     q.add_edges_from((a, b) for a, bs in layer_edges(graph, plan).items() for b in bs)

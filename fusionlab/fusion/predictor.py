@@ -167,10 +167,12 @@ def run_passes(graph: Graph, start: Plan, target: Target, precision: str) -> tup
             raise PassInvariantError(
                 f"pass {name!r} broke the plan ({problem}); passes before it: {ran}"
             )
-        before = {id(layer) for layer in plan.layers}
-        formed = tuple(
-            layer for layer in new.layers if id(layer) not in before and layer.rule == name
-        )
+        formed: tuple[Layer, ...] = ()
+        if new is not plan:  # a pass that changed nothing formed nothing
+            before = {id(layer) for layer in plan.layers}
+            formed = tuple(
+                layer for layer in new.layers if id(layer) not in before and layer.rule == name
+            )
         stages.append(Stage(name, new, formed, tuple(ctx.rejections)))
         plan = new
     return tuple(stages)

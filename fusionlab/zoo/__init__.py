@@ -22,34 +22,21 @@ True
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import onnx
+from typing import TYPE_CHECKING
 
 from fusionlab.errors import FusionlabError
 from fusionlab.io import write_atomic
-from fusionlab.zoo import (
-    convnext,
-    cookbook,
-    densenet,
-    efficientnet,
-    inception,
-    mobilenet,
-    mobilenetv3,
-    qdq,
-    regnet,
-    resnet,
-    shufflenet,
-    unet,
-    vit,
-    yolo,
-)
-from fusionlab.zoo.inception import inception_chain
+from fusionlab.zoo.catalog import CATALOG, chain_channels
+
+if TYPE_CHECKING:  # the builder modules import onnx: each is imported when its model is built
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -71,47 +58,63 @@ CHAIN_LISTED = 500
 CHAIN_MAX = 20_000
 """The longest chain the zoo builds (400,000 nodes: four times the scale benchmark's)."""
 
-_MODELS: dict[str, Entry] = {
-    e.name: e
-    for e in (
-        Entry("inception3a", inception.DESCRIPTIONS["inception3a"], inception.inception3a),
-        Entry("googlenet", inception.DESCRIPTIONS["googlenet"], inception.googlenet),
-        Entry("googlenet-caffe", inception.DESCRIPTIONS["googlenet-caffe"],
-              inception.googlenet_caffe),
-        Entry("resnet18", resnet.DESCRIPTIONS["resnet18"], resnet.resnet18),
-        Entry("resnet50", resnet.DESCRIPTIONS["resnet50"], resnet.resnet50),
-        Entry("mobilenetv2", mobilenet.DESCRIPTION, mobilenet.mobilenetv2),
-        # Q/DQ models and detectors (qdq.py, yolo.py, unet.py)
-        Entry("resnet18-qat", qdq.DESCRIPTIONS["resnet18-qat"], qdq.resnet18_qat),
-        Entry("mobilenetv2-qdq", qdq.DESCRIPTIONS["mobilenetv2-qdq"], qdq.mobilenetv2_qdq),
-        Entry("yolov8n", yolo.DESCRIPTION, yolo.yolov8n),
-        Entry("unet", unet.DESCRIPTION, unet.unet),
-        # exporter-style models: names as torch.onnx.export writes them (zoo-modern)
-        Entry("efficientnet-b0", efficientnet.DESCRIPTION, efficientnet.efficientnet_b0),
-        Entry("mobilenetv3-large", mobilenetv3.DESCRIPTIONS["mobilenetv3-large"],
-              mobilenetv3.mobilenetv3_large),
-        Entry("mobilenetv3-large-opset13", mobilenetv3.DESCRIPTIONS["mobilenetv3-large-opset13"],
-              mobilenetv3.mobilenetv3_large_opset13),
-        Entry("convnext-t", convnext.DESCRIPTIONS["convnext-t"], convnext.convnext_tiny),
-        Entry("convnext-t-opset13", convnext.DESCRIPTIONS["convnext-t-opset13"],
-              convnext.convnext_tiny_opset13),
-        Entry("vit-s16", vit.DESCRIPTION, vit.vit_s16),
-        Entry("densenet121", densenet.DESCRIPTION, densenet.densenet121),
-        Entry("regnet-y-400mf", regnet.DESCRIPTION, regnet.regnet_y_400mf),
-        Entry("shufflenetv2", shufflenet.DESCRIPTIONS["shufflenetv2"], shufflenet.shufflenetv2),
-        Entry("shufflenetv2-legacy", shufflenet.DESCRIPTIONS["shufflenetv2-legacy"],
-              shufflenet.shufflenetv2_legacy),
-        # the network of a published TensorRT 10.16 engine (records/cookbook-mnist-trt10.16-h100)
-        Entry("mnist-cookbook", cookbook.DESCRIPTION, cookbook.mnist_cookbook),
-    )
+_BUILDERS: dict[str, tuple[str, str]] = {
+    "inception3a": ("inception", "inception3a"),
+    "googlenet": ("inception", "googlenet"),
+    "googlenet-caffe": ("inception", "googlenet_caffe"),
+    "resnet18": ("resnet", "resnet18"),
+    "resnet50": ("resnet", "resnet50"),
+    "mobilenetv2": ("mobilenet", "mobilenetv2"),
+    # Q/DQ models and detectors (qdq.py, yolo.py, unet.py)
+    "resnet18-qat": ("qdq", "resnet18_qat"),
+    "mobilenetv2-qdq": ("qdq", "mobilenetv2_qdq"),
+    "yolov8n": ("yolo", "yolov8n"),
+    "unet": ("unet", "unet"),
+    # exporter-style models: names as torch.onnx.export writes them (zoo-modern)
+    "efficientnet-b0": ("efficientnet", "efficientnet_b0"),
+    "mobilenetv3-large": ("mobilenetv3", "mobilenetv3_large"),
+    "mobilenetv3-large-opset13": ("mobilenetv3", "mobilenetv3_large_opset13"),
+    "convnext-t": ("convnext", "convnext_tiny"),
+    "convnext-t-opset13": ("convnext", "convnext_tiny_opset13"),
+    "vit-s16": ("vit", "vit_s16"),
+    "densenet121": ("densenet", "densenet121"),
+    "regnet-y-400mf": ("regnet", "regnet_y_400mf"),
+    "shufflenetv2": ("shufflenet", "shufflenetv2"),
+    "shufflenetv2-legacy": ("shufflenet", "shufflenetv2_legacy"),
+    # the network of a published TensorRT 10.16 engine (records/cookbook-mnist-trt10.16-h100)
+    "mnist-cookbook": ("cookbook", "mnist_cookbook"),
 }
+"""Model name -> (module under fusionlab.zoo, builder function); descriptions are in
+:data:`fusionlab.zoo.catalog.CATALOG`."""
+
+
+def _builder(module: str, function: str) -> Callable[[int | None], onnx.ModelProto]:
+    """The builder ``fusionlab.zoo.<module>.<function>``, its module imported on first call."""
+
+    def build(batch: int | None) -> onnx.ModelProto:
+        built: onnx.ModelProto = getattr(importlib.import_module(f"fusionlab.zoo.{module}"), function)(batch)
+        return built
+
+    return build
+
+
+_MODELS: dict[str, Entry] = {
+    name: Entry(name, CATALOG[name], _builder(module, function)) for name, (module, function) in _BUILDERS.items()
+}
+
+
+def inception_chain(blocks: int, width: float = 0.125, batch: int | None = None) -> onnx.ModelProto:
+    """``blocks`` Inception blocks in a row (:func:`fusionlab.zoo.inception.inception_chain`)."""
+    from fusionlab.zoo.inception import inception_chain as build_chain
+
+    return build_chain(blocks, width=width, batch=batch)
 
 
 def _chain_entry(blocks: int) -> Entry:
     return Entry(
         f"inception-chain-{blocks}",
         f"synthetic chain of {blocks} Inception blocks ({20 * blocks:,} nodes, "
-        f"{inception.chain_channels(0.125)} channels) for benchmarks",
+        f"{chain_channels(0.125)} channels) for benchmarks",
         lambda batch: inception_chain(blocks, batch=batch),
     )
 

@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 
 from fusionlab.zoo._builder import TorchScriptBuilder
+from fusionlab.zoo.catalog import CATALOG
 
 STAGES: tuple[tuple[int, int], ...] = ((96, 3), (192, 3), (384, 9), (768, 3))
 """Channels and blocks per stage of ConvNeXt-T."""
@@ -98,9 +99,5 @@ def convnext_tiny_opset13(batch: int | None = None) -> onnx.ModelProto:
     return _convnext("convnext-t-opset13", 13, batch, DESCRIPTIONS["convnext-t-opset13"])
 
 
-DESCRIPTIONS = {
-    "convnext-t": "ConvNeXt-T (Liu et al. 2022), TorchScript export at opset 17: LayerNormalization, "
-                  "Erf GELU",
-    "convnext-t-opset13": "ConvNeXt-T, TorchScript export at opset 13: LayerNorm as "
-                          "ReduceMean/Sub/Pow/Sqrt/Div",
-}
+# the lines live in fusionlab.zoo.catalog, which `fusionlab models list` reads without importing onnx
+DESCRIPTIONS = {name: CATALOG[name] for name in ("convnext-t", "convnext-t-opset13")}

@@ -26,13 +26,13 @@ import onnx
 from onnx import TensorProto
 
 from fusionlab.zoo._builder import DynamoBuilder
+from fusionlab.zoo.catalog import CATALOG
 
 SEED = 1016
 BATCH_NAME = "nBS"
 """The cookbook's symbolic batch (``torch.export.Dim("nBS")``)."""
 
-DESCRIPTION = ("TensorRT Cookbook MNIST CNN (dynamo export, opset 18): node names of the TensorRT "
-               "10.16 record")
+DESCRIPTION = CATALOG["mnist-cookbook"]
 
 
 def mnist_cookbook(batch: int | None = None) -> onnx.ModelProto:

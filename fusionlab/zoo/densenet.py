@@ -28,6 +28,7 @@ from __future__ import annotations
 import onnx
 
 from fusionlab.zoo._builder import TorchScriptBuilder
+from fusionlab.zoo.catalog import CATALOG
 
 BLOCKS = (6, 12, 24, 16)
 """Dense layers per block of DenseNet-121."""
@@ -81,5 +82,4 @@ def densenet121(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(x, (1000,))], doc=DESCRIPTION)
 
 
-DESCRIPTION = ("DenseNet-121 (Huang et al. 2017), TorchScript export at opset 13: BN-ReLU-Conv, "
-               "Concat growth")
+DESCRIPTION = CATALOG["densenet121"]

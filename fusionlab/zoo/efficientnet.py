@@ -28,6 +28,7 @@ from __future__ import annotations
 import onnx
 
 from fusionlab.zoo._builder import TorchScriptBuilder
+from fusionlab.zoo.catalog import CATALOG
 
 CONFIG: tuple[tuple[int, int, int, int, int, int], ...] = (
     (1, 3, 1, 32, 16, 1),
@@ -38,6 +39,7 @@ CONFIG: tuple[tuple[int, int, int, int, int, int], ...] = (
     (6, 5, 2, 112, 192, 4),
     (6, 3, 1, 192, 320, 1),
 )
+
 """MBConv stages of B0: expand ratio, kernel, first stride, in and out channels, layers
 (torchvision's ``_efficientnet_conf``; the paper's Table 1)."""
 
@@ -108,5 +110,4 @@ def efficientnet_b0(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(x, (1000,))], doc=DESCRIPTION)
 
 
-DESCRIPTION = ("EfficientNet-B0 (Tan & Le 2019), TorchScript export at opset 13: BN folded, SiLU, "
-               "squeeze-excitation")
+DESCRIPTION = CATALOG["efficientnet-b0"]

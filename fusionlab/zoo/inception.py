@@ -25,6 +25,7 @@ import onnx
 
 from fusionlab.errors import FusionlabError
 from fusionlab.zoo._builder import Builder
+from fusionlab.zoo.catalog import CATALOG, chain_channels
 
 
 class Branches(NamedTuple):
@@ -161,17 +162,6 @@ CHAIN_SIZE = 28
 """Height and width of the chain's feature maps."""
 
 
-def chain_channels(width: float) -> int:
-    """Channels in and out of every chain block: ``256 * width`` rounded to a multiple of 16.
-
-    >>> chain_channels(0.125), chain_channels(1.0), chain_channels(0.01)
-    (32, 256, 16)
-    """
-    if not width > 0:
-        raise FusionlabError(f"inception chain: width must be positive, got {width}")
-    return 16 * max(1, round(16 * width))
-
-
 def inception_chain(blocks: int, width: float = 0.125, batch: int | None = None) -> onnx.ModelProto:
     """``blocks`` Inception blocks in a row, 20 nodes each, for benchmarks.
 
@@ -195,10 +185,5 @@ def inception_chain(blocks: int, width: float = 0.125, batch: int | None = None)
     return b.model([(x, (ch, CHAIN_SIZE, CHAIN_SIZE))], doc=doc)
 
 
-DESCRIPTIONS = {
-    "inception3a": "GoogLeNet's Inception (3a) block with BatchNorm, [N,192,28,28] -> 256 channels",
-    "googlenet": "GoogLeNet / Inception-v1 (Szegedy et al. 2014) with BatchNorm, 224x224, "
-                 "1000 classes",
-    "googlenet-caffe": "BVLC GoogLeNet as Caffe's deploy.prototxt: ReLU, LRN, Dropout, Softmax; "
-                       "Caffe layer names",
-}
+# the lines live in fusionlab.zoo.catalog, which `fusionlab models list` reads without importing onnx
+DESCRIPTIONS = {name: CATALOG[name] for name in ("inception3a", "googlenet", "googlenet-caffe")}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import onnx
 
 from fusionlab.zoo._builder import Builder
+from fusionlab.zoo.catalog import CATALOG
 
 CONFIG: tuple[tuple[int, int, int, int], ...] = (
     (1, 16, 1, 1),
@@ -28,6 +29,7 @@ CONFIG: tuple[tuple[int, int, int, int], ...] = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
+
 """Inverted residual stages: expansion t, output channels c, repeats n, first stride s
 (the paper's Table 2)."""
 
@@ -70,4 +72,4 @@ def mobilenetv2(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(x, (1000,))], doc=DESCRIPTION)
 
 
-DESCRIPTION = "MobileNetV2 (Sandler et al. 2018): Conv+BN+Clip(0,6), depthwise convs, residual Adds"
+DESCRIPTION = CATALOG["mobilenetv2"]

@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 
 from fusionlab.zoo._builder import TorchScriptBuilder, make_divisible
+from fusionlab.zoo.catalog import CATALOG
 
 CONFIG: tuple[tuple[int, int, int, int, bool, bool, int], ...] = (
     (16, 3, 16, 16, False, False, 1),
@@ -132,9 +133,5 @@ def mobilenetv3_large_opset13(batch: int | None = None) -> onnx.ModelProto:
                         DESCRIPTIONS["mobilenetv3-large-opset13"])
 
 
-DESCRIPTIONS = {
-    "mobilenetv3-large": "MobileNetV3-Large (Howard et al. 2019), TorchScript export at opset 17: "
-                         "HardSwish, HardSigmoid SE",
-    "mobilenetv3-large-opset13": "MobileNetV3-Large, TorchScript export at opset 13: hard-swish as "
-                                 "HardSigmoid + Mul",
-}
+# the lines live in fusionlab.zoo.catalog, which `fusionlab models list` reads without importing onnx
+DESCRIPTIONS = {name: CATALOG[name] for name in ("mobilenetv3-large", "mobilenetv3-large-opset13")}

@@ -77,6 +77,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from fusionlab.zoo._builder import OPSET, PRODUCER, Builder
+from fusionlab.zoo.catalog import CATALOG
 from fusionlab.zoo.mobilenet import CONFIG as MOBILENET_CONFIG
 
 INT8_BOUND = 127
@@ -322,9 +323,5 @@ def mobilenetv2_qdq(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(x, (1000,))], doc=DESCRIPTIONS["mobilenetv2-qdq"])
 
 
-DESCRIPTIONS = {
-    "resnet18-qat": "TREx's QAT ResNet-18 (pytorch-quantization Q/DQ, legacy exporter names, "
-                    "QuantizeLinear_2 ... Gemm_257)",
-    "mobilenetv2-qdq": "MobileNetV2 with int8 Q/DQ on every Conv/Gemm input and weight and on "
-                       "the residual inputs",
-}
+# the lines live in fusionlab.zoo.catalog, which `fusionlab models list` reads without importing onnx
+DESCRIPTIONS = {name: CATALOG[name] for name in ("resnet18-qat", "mobilenetv2-qdq")}

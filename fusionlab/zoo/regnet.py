@@ -26,6 +26,7 @@ from __future__ import annotations
 import onnx
 
 from fusionlab.zoo._builder import TorchScriptBuilder
+from fusionlab.zoo.catalog import CATALOG
 
 STAGES: tuple[tuple[int, int], ...] = ((48, 1), (104, 3), (208, 6), (440, 6))
 """Width and depth of each stage: torchvision's ``BlockParams.from_init_params(depth=16,
@@ -75,5 +76,4 @@ def regnet_y_400mf(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(x, (1000,))], doc=DESCRIPTION)
 
 
-DESCRIPTION = ("RegNetY-400MF (Radosavovic et al. 2020), TorchScript export at opset 13: grouped "
-               "convs, SE, residual")
+DESCRIPTION = CATALOG["regnet-y-400mf"]

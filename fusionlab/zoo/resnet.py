@@ -42,6 +42,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from fusionlab.zoo._builder import OPSET, PRODUCER
+from fusionlab.zoo.catalog import CATALOG
 
 BATCH_NAME = "batch_size"
 """The dynamic batch dimension's name in TREx's ResNet export."""
@@ -205,9 +206,5 @@ def resnet50(batch: int | None = None) -> onnx.ModelProto:
     return _export(True, (3, 4, 6, 3), SEED_RESNET50, batch, DESCRIPTIONS["resnet50"])
 
 
-DESCRIPTIONS = {
-    "resnet18": "torchvision ResNet-18 as PyTorch's legacy ONNX exporter writes it "
-                "(BN folded, Conv_0 ... Gemm_48)",
-    "resnet50": "torchvision ResNet-50 as PyTorch's legacy ONNX exporter writes it "
-                "(BN folded, Conv_0 ... Gemm_121)",
-}
+# the lines live in fusionlab.zoo.catalog, which `fusionlab models list` reads without importing onnx
+DESCRIPTIONS = {name: CATALOG[name] for name in ("resnet18", "resnet50")}

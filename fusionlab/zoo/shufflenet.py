@@ -39,6 +39,7 @@ import numpy as np
 import onnx
 
 from fusionlab.zoo._builder import DynamoBuilder, TorchScriptBuilder
+from fusionlab.zoo.catalog import CATALOG
 
 REPEATS = (4, 8, 4)
 CHANNELS = (24, 116, 232, 464, 1024)
@@ -243,9 +244,5 @@ def shufflenetv2(batch: int | None = None) -> onnx.ModelProto:
     return b.model([("output", (1000,))], doc=DESCRIPTIONS["shufflenetv2"])
 
 
-DESCRIPTIONS = {
-    "shufflenetv2": "ShuffleNetV2 x1.0 (Ma et al. 2018), dynamo export at opset 18: Split, constant "
-                    "Reshape shapes",
-    "shufflenetv2-legacy": "ShuffleNetV2 x1.0, TorchScript export at opset 13: run-time "
-                           "Shape/Gather/Div shape arithmetic",
-}
+# the lines live in fusionlab.zoo.catalog, which `fusionlab models list` reads without importing onnx
+DESCRIPTIONS = {name: CATALOG[name] for name in ("shufflenetv2", "shufflenetv2-legacy")}

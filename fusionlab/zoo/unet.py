@@ -43,6 +43,7 @@ import numpy as np
 import onnx
 
 from fusionlab.zoo._builder import Builder
+from fusionlab.zoo.catalog import CATALOG
 
 SEED_UNET = 2015
 SIZE = 256
@@ -116,5 +117,4 @@ def unet(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(out, (CLASSES, SIZE, SIZE))], doc=DESCRIPTION)
 
 
-DESCRIPTION = ("U-Net (milesial/Pytorch-UNet layout): Conv+ReLU (BN folded), MaxPool encoder, "
-               "ConvTranspose + Concat decoder")
+DESCRIPTION = CATALOG["unet"]

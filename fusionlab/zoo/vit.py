@@ -39,6 +39,7 @@ import numpy as np
 import onnx
 
 from fusionlab.zoo._builder import TorchScriptBuilder
+from fusionlab.zoo.catalog import CATALOG
 
 IMAGE, PATCH, LAYERS, HEADS, WIDTH, MLP = 224, 16, 12, 6, 384, 1536
 SEQ = (IMAGE // PATCH) ** 2 + 1
@@ -231,5 +232,4 @@ def vit_s16(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(x, (1000,))], doc=DESCRIPTION, created_gap=2)  # as torch 2.13 numbers
 
 
-DESCRIPTION = ("ViT-S/16 (torchvision VisionTransformer, 12 layers, 6 heads), TorchScript export "
-               "at opset 17")
+DESCRIPTION = CATALOG["vit-s16"]

@@ -52,6 +52,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from fusionlab.zoo._builder import Builder
+from fusionlab.zoo.catalog import CATALOG
 
 SEED_YOLOV8N = 8
 INPUT_SIZE = 640
@@ -300,5 +301,4 @@ def yolov8n(batch: int | None = None) -> onnx.ModelProto:
     return b.model([(out, (NUM_CLASSES + 4, anchors))], doc=DESCRIPTION)
 
 
-DESCRIPTION = ("YOLOv8n (ultralytics, 640x640, 80 classes) as exported: Conv+SiLU, C2f with Split, "
-               "SPPF, PAN neck, DFL head")
+DESCRIPTION = CATALOG["yolov8n"]

@@ -16,10 +16,14 @@ there inserts a copy for that input, it does not keep the Concat.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Rule, alone
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import How, Kind, Layer, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="eliminate_concat",

@@ -13,10 +13,14 @@ facts (``Target.identity_ops``, ``Target.flatten_ops``, ``Target.fc_ops``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Rule, alone
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import How, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="eliminate_noops",

@@ -12,10 +12,14 @@ A Pad before pooling is not folded: pooling pads with -inf or excludes padding.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, alone
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 _CONVS = frozenset({"Conv", "ConvTranspose"})
 

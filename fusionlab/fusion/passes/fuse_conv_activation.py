@@ -13,11 +13,15 @@ Which activations fuse, at which precision, and into which layers, is the target
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, activation_candidates, layer_tail
 from fusionlab.ir import ops
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="fuse_conv_activation",

@@ -13,11 +13,15 @@ At which precisions the epilogue joins is the target's table (``Target.conv_poin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, layer_tail
 from fusionlab.ir import ops
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="fuse_conv_pointwise",

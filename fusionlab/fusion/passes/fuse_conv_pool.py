@@ -18,12 +18,16 @@ implicit INT8 of trt8 and trt10; trt11 has no implicit INT8 (its INT8 is Q/DQ on
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion import qdq
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import CONV_CORES, Context, Join, Rule, alone, layer_tail
 from fusionlab.ir import ops
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 POOLS = frozenset({"MaxPool", "AveragePool"})
 

@@ -18,12 +18,16 @@ layer was found.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion import qdq
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, layer_tail
 from fusionlab.ir import ops
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="fuse_depthwise_separable",

@@ -16,10 +16,14 @@ first), so the rule only sees those no region took.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, alone, layer_tail
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="fuse_matmul_bias",

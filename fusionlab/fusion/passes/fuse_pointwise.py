@@ -15,11 +15,15 @@ point-wise is the target's table (``Target.pointwise_ops``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule
 from fusionlab.ir import ops
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="fuse_pointwise",

@@ -10,11 +10,15 @@ After::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, activation_candidates
 from fusionlab.ir import ops
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="fuse_scale_activation",

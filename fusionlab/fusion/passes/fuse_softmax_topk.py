@@ -12,10 +12,14 @@ TensorRT's ONNX parser imports ArgMax/ArgMin as a TopK layer of k = 1.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, alone
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 SOFTMAX = frozenset({"Softmax", "LogSoftmax"})
 TOPK = frozenset({"TopK", "ArgMax", "ArgMin"})

@@ -175,10 +175,8 @@ def alone(work: Work, ops: Collection[str] | None = None) -> Iterator[tuple[str,
     earlier step of the same pass are skipped as the loop reaches them.
     """
     graph = work.graph
-    for name in graph.order:
+    for name in graph.order if ops is None else graph.names_with_ops(ops):
         node = graph.node(name)
-        if ops is not None and node.op not in ops:
-            continue
         index = work.owner.get(name)
         if index is None or work.layer(index).nodes != (name,):
             continue

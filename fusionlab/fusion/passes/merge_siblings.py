@@ -17,12 +17,14 @@ merge is the target's fact (``Target.horizontal_kernels``: 1x1 only for ``classi
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, conv_tail
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="merge_siblings",

@@ -27,13 +27,16 @@ convolutions in Myelin too).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from fusionlab.fusion.myelin import ATTENTION, LAYERNORM, WEIGHTED_MATMUL, MyelinRules
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, alone
 from fusionlab.ir import ops
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 MYELIN_OPS = frozenset(
     ops.POINTWISE | ops.GEMM | ops.DATA_MOVEMENT | ops.REDUCE
