@@ -27,13 +27,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from fusionlab.errors import FusionlabError
 from fusionlab.ir import ops
 from fusionlab.plan import Kind, Layer, Plan
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from fusionlab.fusion.passes.kit import Rejection
     from fusionlab.ir.graph import Graph, Node
 
@@ -55,6 +55,8 @@ def has_qdq(graph: Graph) -> bool:
 
 def const_value(graph: Graph, tensor: str) -> np.ndarray | None:
     """The value of a constant tensor (an initializer or a Constant node's output), or None."""
+    import numpy as np
+
     if not tensor:
         return None
     if tensor in graph.weights:
@@ -76,12 +78,16 @@ def const_value(graph: Graph, tensor: str) -> np.ndarray | None:
 
 def scale_of(graph: Graph, node: Node) -> np.ndarray | None:
     """A Q/DQ node's scale, flattened (None when it is not a constant)."""
+    import numpy as np
+
     value = const_value(graph, node.inputs[1]) if len(node.inputs) > 1 else None
     return None if value is None else np.asarray(value, dtype=np.float64).reshape(-1)
 
 
 def zero_point_of(graph: Graph, node: Node) -> np.ndarray | None:
     """A Q/DQ node's zero point, flattened (zero when omitted; None when not a constant)."""
+    import numpy as np
+
     if len(node.inputs) < 3 or not node.inputs[2]:
         return np.zeros(1)
     value = const_value(graph, node.inputs[2])
@@ -90,6 +96,8 @@ def zero_point_of(graph: Graph, node: Node) -> np.ndarray | None:
 
 def same_quantization(graph: Graph, a: Node, b: Node) -> bool:
     """True when two Q/DQ nodes use equal scales, zero points and axis (all constants)."""
+    import numpy as np
+
     sa, sb = scale_of(graph, a), scale_of(graph, b)
     za, zb = zero_point_of(graph, a), zero_point_of(graph, b)
     if sa is None or sb is None or za is None or zb is None:

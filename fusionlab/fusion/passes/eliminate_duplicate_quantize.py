@@ -16,11 +16,15 @@ serves both. Quantizers of the same tensor with different scales stay two.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Rule, alone
 from fusionlab.fusion.qdq import Q, same_quantization
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import How, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="eliminate_duplicate_quantize",

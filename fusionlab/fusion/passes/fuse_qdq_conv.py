@@ -29,13 +29,16 @@ Which ops take quantized weights is the target's Q/DQ table (``Target.qdq.weight
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule
 from fusionlab.fusion.passes.partition_myelin import region_name
 from fusionlab.fusion.qdq import DQ, QDQ_OPS, Q
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import FUSED_SEP, Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="fuse_qdq_conv",

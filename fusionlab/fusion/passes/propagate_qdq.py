@@ -26,11 +26,15 @@ layers whose ``Origin`` is ``QDQ``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, alone
 from fusionlab.fusion.qdq import DQ, Q, same_quantization
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import How, Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="propagate_qdq",

@@ -18,11 +18,15 @@ Which ops take quantized weights is the target's Q/DQ table (``Target.qdq.weight
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fusionlab.fusion.partition import Work
 from fusionlab.fusion.passes.kit import Context, Join, Rule, alone
 from fusionlab.fusion.qdq import DQ, Q
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 RULE = Rule(
     name="quantize_weights",
