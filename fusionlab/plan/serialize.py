@@ -30,10 +30,13 @@ LAYER_KEYS = (
     "name", "kind", "engine_type", "nodes", "branches", "absorbed", "rule", "inputs", "outputs",
     "time_ms",
 )
+OPTIONAL_LAYER_KEYS = ("shared",)
+"""Layer keys written after ``LAYER_KEYS`` only when not empty (``shared``: nodes another
+layer owns and this one computes too), so plans without them read as before."""
 
 
 def layer_to_dict(layer: Layer) -> dict[str, Any]:
-    """A layer as plain JSON-ready data, keys in ``LAYER_KEYS`` order."""
+    """A layer as plain JSON-ready data, keys in ``LAYER_KEYS`` order (then ``shared`` if any)."""
     return {
         "name": layer.name,
         "kind": layer.kind.value,
@@ -45,6 +48,7 @@ def layer_to_dict(layer: Layer) -> dict[str, Any]:
         "inputs": list(layer.inputs),
         "outputs": list(layer.outputs),
         "time_ms": layer.time_ms,
+        **({"shared": list(layer.shared)} if layer.shared else {}),
     }
 
 
@@ -218,6 +222,7 @@ def plan_from_dict(data: Any) -> Plan:
                 time_ms=_number(raw.get("time_ms"), f"layer {i} time_ms"),
                 branches=_branches(raw, i) if version == 2 else _v1_branches(raw["name"], nodes, rule),
                 engine_type=engine_type,
+                shared=_strs(raw.get("shared", []), f"layer {i} shared"),
             )
         )
     batch = data.get("batch")

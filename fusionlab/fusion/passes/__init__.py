@@ -26,6 +26,16 @@ from fusionlab.fusion.passes import (
     fuse_softmax_topk,
     merge_siblings,
     partition_myelin,
+    rtx_concat,
+    rtx_concat_pool,
+    rtx_conv_activation,
+    rtx_conv_add,
+    rtx_eliminate,
+    rtx_gemm,
+    rtx_lrn,
+    rtx_pointwise,
+    rtx_runtime_fusion,
+    rtx_share_bias,
 )
 from fusionlab.fusion.passes.kit import Context, PassModule, Rejection, Rule
 
@@ -49,6 +59,16 @@ PASSES: Mapping[str, PassModule] = {
         fuse_conv_pool,
         merge_siblings,
         eliminate_concat,
+        rtx_eliminate,
+        rtx_conv_activation,
+        rtx_conv_add,
+        rtx_concat,
+        rtx_concat_pool,
+        rtx_pointwise,
+        rtx_runtime_fusion,
+        rtx_share_bias,
+        rtx_gemm,
+        rtx_lrn,
     )
 }
 
