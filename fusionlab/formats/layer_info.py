@@ -104,6 +104,10 @@ class EngineInfo:
     io: tuple[IOTensor, ...] = ()
     extras: Mapping[str, Any] | None = None
     names_only: bool = False
+    kernel_layers: bool = False
+    """The layers are kernels as TensorRT-RTX lists them (:mod:`fusionlab.formats.rtx_log`):
+    never grouped into Myelin regions, their ONNX nodes from ``Metadata`` only (a kernel's
+    name is Myelin's, e.g. ``conv1_U0_myl0_3``, never a list of nodes)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -129,12 +133,12 @@ def _layers_as_objects(layers: list[Any], where: str) -> tuple[list[dict[str, An
     return out, names_only
 
 
-def _drop_sync_layers(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop ``signal``/``wait`` layers: cross-stream synchronization, no computation.
-
-    TensorRT 10 engines built with auxiliary streams list them (TREx ``__remove_signal_wait``).
-    """
-    return [x for x in layers if x.get("LayerType") not in ("signal", "wait")]
+SYNC_LAYER_TYPES = frozenset({"signal", "wait"})
+"""``LayerType`` of cross-stream synchronization: an event recorded on one stream, waited
+for on another. TensorRT 10 engines built with auxiliary streams list them (TREx drops them,
+``__remove_signal_wait``), TensorRT-RTX lists them between its kernels. They are kept as
+layers of kind :attr:`~fusionlab.plan.kinds.Kind.SYNC` that compute no ONNX node
+(inserted), so a reader can tell them from the kernels the engine inserted."""
 
 
 def metadata_nodes(metadata: Any) -> tuple[str, ...]:
@@ -220,12 +224,19 @@ def _io_tensors(doc: Mapping[str, Any], where: str) -> tuple[IOTensor, ...]:
     return tuple(out)
 
 
-def parse_engine_info(text_or_path: Source, *, group_myelin: bool = True) -> EngineInfo:
+KERNEL_LAYERS_KEY = "kernel_layers"
+"""Key of the extras (:data:`EXTRAS_KEY`) that marks a file whose layers are TensorRT-RTX
+kernels (:attr:`EngineInfo.kernel_layers`)."""
+
+
+def parse_engine_info(text_or_path: Source, *, group_myelin: bool | None = None) -> EngineInfo:
     """The inspector's JSON as :class:`EngineInfo` (every normalization applied).
 
     ``group_myelin``: the kernels of one Myelin region (TensorRT 9.2+ detailed layer
     information) become one layer, as TensorRT runs them (:func:`group_myelin_kernels`);
-    False keeps each kernel a layer (TensorRT-RTX, whose kernels are its layers).
+    False keeps each kernel a layer (TensorRT-RTX, whose kernels are its layers). None
+    (default): grouped unless the file's extras say its layers are TensorRT-RTX kernels
+    (:data:`KERNEL_LAYERS_KEY`, written by :mod:`fusionlab.formats.rtx_log`).
     """
     text, where = read_source(text_or_path)
     doc = load_json(text, where)
@@ -237,7 +248,6 @@ def parse_engine_info(text_or_path: Source, *, group_myelin: bool = True) -> Eng
     if not isinstance(doc["Layers"], list):
         raise FusionlabError(f"{where}: 'Layers' must be a list")
     raw_layers, names_only = _layers_as_objects(doc["Layers"], where)
-    raw_layers = _drop_sync_layers(raw_layers)
     names = normalize_layer_names(x["Name"] for x in raw_layers)
     layers: list[EngineLayer] = []
     for raw, name in zip(raw_layers, names, strict=True):
@@ -258,12 +268,17 @@ def parse_engine_info(text_or_path: Source, *, group_myelin: bool = True) -> Eng
             )
         )
     extras = doc.get(EXTRAS_KEY)
+    extras = extras if isinstance(extras, dict) and schema_version(extras.get("schema")) else None
+    kernel_layers = bool(extras and extras.get(KERNEL_LAYERS_KEY) is True)
+    if group_myelin is None:
+        group_myelin = not kernel_layers
     io = _io_tensors(doc, where)
     return EngineInfo(
         layers=group_myelin_kernels(layers, io) if group_myelin else tuple(layers),
         io=io,
-        extras=extras if isinstance(extras, dict) and schema_version(extras.get("schema")) else None,
+        extras=extras,
         names_only=names_only,
+        kernel_layers=kernel_layers,
     )
 
 
@@ -354,9 +369,15 @@ def is_inserted(name: str, layer_type: str | None = None) -> bool:
 
     Reformats (:func:`is_reformat`), ``X copy`` (a copy made where a producer could not
     write into a concatenation), and layers of type ``NoOp`` such as ``reshape_after_X``
-    around fully connected layers (the recorded TensorRT 8 engines in ../shared/records).
+    around fully connected layers (the recorded TensorRT 8 engines in ../shared/records),
+    and stream synchronization (``signal``/``wait``, :data:`SYNC_LAYER_TYPES`).
     """
-    return is_reformat(name, layer_type) or name.endswith(" copy") or layer_type == "NoOp"
+    return (
+        is_reformat(name, layer_type)
+        or name.endswith(" copy")
+        or layer_type == "NoOp"
+        or layer_type in SYNC_LAYER_TYPES
+    )
 
 
 def _split_top(s: str, seps: Sequence[str]) -> list[str] | None:
@@ -638,7 +659,7 @@ def engine_info_to_plan(
         if x.metadata:
             nodes = [n for n in x.metadata if graph is None or n in names.position]
         else:
-            nodes = names.from_tokens(tokens)
+            nodes = [] if info.kernel_layers else names.from_tokens(tokens)
         ins = is_inserted(x.name, x.layer_type)
         if ins and graph is not None and not is_reformat(x.name) and not x.name.endswith(" copy"):
             # A NoOp layer named after ONNX nodes runs those nodes as no-ops.
@@ -720,10 +741,12 @@ def _apply_extras(plan: Plan, extras: Mapping[str, Any]) -> Plan:
         time_ms = row.get("time_ms")
         kind = row.get("kind")
         branches = row.get("branches")
+        nodes = row.get("nodes")
         layers.append(
             replace(
                 layer,
-                nodes=() if row.get("inserted") else layer.nodes,
+                nodes=() if row.get("inserted") else tuple(str(n) for n in nodes)
+                if isinstance(nodes, list) else layer.nodes,
                 rule=str(row.get("rule", "")),
                 absorbed=tuple(str(a) for a in row.get("absorbed", [])),
                 time_ms=float(time_ms) if isinstance(time_ms, (int, float)) else None,
@@ -756,7 +779,7 @@ def read_layer_info(
     graph: Graph | None = None,
     *,
     precision: str | None = None,
-    group_myelin: bool = True,
+    group_myelin: bool | None = None,
 ) -> Plan:
     """An actual plan from engine layer information JSON (TensorRT 8.x-11.x).
 
@@ -774,7 +797,9 @@ def read_layer_info(
     - A file written by :func:`layer_info_to_json` with its extras reads back as written.
     - The kernels of a Myelin region (``<x>_myl<N>_<k>``, detailed output of TensorRT 9.2+)
       are one layer of kind ``Myelin`` (``group_myelin=False`` keeps them apart, as
-      TensorRT-RTX's reader needs); a Myelin region computes the layout ops between its
+      TensorRT-RTX's kernels need; files written from its build log say so themselves,
+      :mod:`fusionlab.formats.rtx_log`); ``signal``/``wait`` layers are kept as inserted
+      layers of kind ``Sync``; a Myelin region computes the layout ops between its
       tensors too (``node_view`` in the cookbook record's region).
 
     Raises :class:`FusionlabError` naming the file when it is not such a document.
@@ -884,19 +909,32 @@ def layer_info_to_json(
     else:
         doc["Bindings"] = [*inputs, *outputs]
     if extras:
-        doc[EXTRAS_KEY] = {
-            "schema": SCHEMA,
-            "source": plan.source,
-            "target": plan.target,
-            "precision": plan.precision,
-            "batch": plan.batch,
-            "model": plan.model,
-            "eliminated": eliminations_to_dict(plan),
-            "layers": [
-                {"inserted": layer.inserted, "rule": layer.rule, "absorbed": list(layer.absorbed),
-                 "time_ms": layer.time_ms, "kind": layer.kind.value, "engine_type": layer.engine_type,
-                 "branches": [list(b) for b in layer.branches]}
-                for layer in plan.layers
-            ],
-        }
+        doc[EXTRAS_KEY] = plan_extras(plan)
     return dumps_json(doc, indent=1)
+
+
+def plan_extras(plan: Plan, *, nodes: bool = False) -> dict[str, Any]:
+    """The ``"fusionlab"`` object of :func:`layer_info_to_json`: what TensorRT's format cannot
+    hold (source, rules, absorbed and eliminated nodes, times, kinds). ``nodes`` also keeps
+    each layer's nodes, for files whose ``Metadata`` cannot be read back exactly (names
+    holding its separators, TensorRT-RTX)."""
+    rows = []
+    for layer in plan.layers:
+        row: dict[str, Any] = {
+            "inserted": layer.inserted, "rule": layer.rule, "absorbed": list(layer.absorbed),
+            "time_ms": layer.time_ms, "kind": layer.kind.value, "engine_type": layer.engine_type,
+            "branches": [list(b) for b in layer.branches],
+        }
+        if nodes:
+            row["nodes"] = list(layer.nodes)
+        rows.append(row)
+    return {
+        "schema": SCHEMA,
+        "source": plan.source,
+        "target": plan.target,
+        "precision": plan.precision,
+        "batch": plan.batch,
+        "model": plan.model,
+        "eliminated": eliminations_to_dict(plan),
+        "layers": rows,
+    }

@@ -12,6 +12,8 @@ layer-type words, so tables and drawings read as TensorRT users expect.
 ('Convolution', 'Pooling')
 >>> kind_of_engine_type("kgen").value, kind_of_engine_type("SomethingNew").value
 ('PointWise', 'Other')
+>>> kind_of_engine_type("correlation").value, kind_of_engine_type("signal").value
+('Convolution', 'Sync')
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ class Kind(str, enum.Enum):
     DEQUANTIZE = "Dequantize"
     MYELIN = "Myelin"
     """A region compiled by Myelin as one layer (``{ForeignNode[a...b]}``)."""
+    FUSED = "Fused"
+    """A library kernel (convolution, GEMM) with a pointwise epilogue generated for it
+    (TensorRT-RTX ``runtime_fusion``: ``__myl_CorrAddRelu``, ``__myl_FcMul``...)."""
+    SYNC = "Sync"
+    """Stream synchronization (``signal``: record an event, ``wait``: wait for it): orders
+    the engine's streams, computes nothing, reads and writes no tensor."""
     COPY = "Copy"
     """A copy the engine makes (e.g. into a concatenation's buffer)."""
     REFORMAT = "Reformat"
@@ -159,6 +167,15 @@ ENGINE_TYPES: Mapping[str, Kind] = {
     "Reformat": Kind.REFORMAT,
     "NoOp": Kind.NOOP,
     "Copy": Kind.COPY,
+    # TensorRT-RTX 1.7 kernel types (its build log, fusionlab.formats.rtx_log)
+    "correlation": Kind.CONVOLUTION,  # a CASK convolution (bias, one activation, one add)
+    "deconv": Kind.DECONVOLUTION,
+    "runtime_fusion": Kind.FUSED,
+    "runtime_function": Kind.CONCATENATION,  # only __myl_Conc (a concat copy) seen
+    "maxpool": Kind.POOLING,
+    "avgpool": Kind.POOLING,
+    "signal": Kind.SYNC,
+    "wait": Kind.SYNC,
 }
 """TensorRT layer-type words -> fusionlab's kind (after :data:`IMPLEMENTATION_PREFIXES`)."""
 

@@ -329,7 +329,9 @@ def test_profile_suffix_duplicates_and_sync_layers() -> None:
         ]
     }
     plan = read_layer_info(json.dumps(doc))
-    assert [layer.name for layer in plan.layers] == ["Conv_0", "Conv_0_2"]
+    assert [layer.name for layer in plan.layers] == ["Conv_0", "stream sync", "Conv_0_2"]
+    sync = plan.layers[1]  # kept, so drawings and diffs can say "sync"; computes nothing
+    assert sync.kind is Kind.SYNC and sync.inserted and sync.engine_type == "signal"
 
 
 # ---------------------------------------------------------------------------------------
