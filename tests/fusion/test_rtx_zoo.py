@@ -62,7 +62,7 @@ def _random_dags(seed: int) -> None:
         return  # bounded: the examples after the budget only count as run
     try:
         m = agreement(random_dag(seed)).metrics
-    except Exception:  # noqa: BLE001 - TensorRT-RTX 1.7 crashes on a few graphs (a builder bug)
+    except Exception:
         TALLY.failed += 1
         return
     TALLY.matched += m.exact_matches

@@ -31,7 +31,7 @@ from __future__ import annotations
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
 from fusionlab.ir.graph import Graph, Node
-from fusionlab.plan import Plan
+from fusionlab.plan import Kind, Plan
 
 RULE = Rule(
     name="rtx_gemm",
@@ -76,7 +76,7 @@ def linear_epilogue(s: rtx_kit.RtxState, h: Node, part: list[Node]) -> list[str]
     blocked = any(n.op in rtx_kit.NO_RUNTIME_FUSION for n in part)
     regime = rtx_kit.gemm_regime(s, h)
     if not blocked and (regime == "fc" or linear_k(s, h) >= 512):
-        s.emit([h.name, *names], RULE.name)
+        s.emit([h.name, *names], RULE.name, kind=Kind.FUSED)  # FcAdd...: a runtime fusion
         return []
     s.reject(RULE.name, 2 if blocked else 1, [h.name, *names], f"{regime} regime, K = {linear_k(s, h)}")
     s.emit([h.name], rtx_kit.UNFUSED)

@@ -332,6 +332,10 @@ class RtxState:
         return len(self.groups) - 1
 
     def kind_of(self, names: Sequence[str]) -> Kind:
+        """The kind of a kernel of ``names``: its library kernel's (a convolution is a CASK
+        ``correlation``, a pooling ``maxpool``/``avgpool``), a lone Concat's copy
+        (``runtime_function``), else a generated kernel (``kgen``: point-wise; reductions).
+        Runtime fusions (``runtime_fusion``) are :attr:`Kind.FUSED`, given by their rules."""
         head = self.by_name[names[0]]
         if head.op in CONV_OPS or self.is_linear(head) or head.op in POOL_OPS or head.op == "LRN":
             return kind_of_op(head.op)

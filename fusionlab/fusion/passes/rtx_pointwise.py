@@ -32,7 +32,7 @@ import fusionlab.fusion.passes.rtx_runtime_fusion as rtx_runtime_fusion
 import fusionlab.fusion.passes.rtx_share_bias as rtx_share_bias
 from fusionlab.fusion.passes.kit import Context, Join, Rule
 from fusionlab.ir.graph import Graph, Node
-from fusionlab.plan import Plan
+from fusionlab.plan import Kind, Plan
 
 RULE = Rule(
     name="rtx_pointwise",
@@ -128,7 +128,7 @@ def _region(s: rtx_kit.RtxState, region: list[Node]) -> None:
             target_bin = b
             continue
         if ok[h.name]:
-            s.emit([h.name] + [n.name for n in part], rtx_runtime_fusion.RULE.name)
+            s.emit([h.name, *(n.name for n in part)], rtx_runtime_fusion.RULE.name, kind=Kind.FUSED)
             s.rf.add(h.name)
             continue
         act = s.soft.get(h.name)
