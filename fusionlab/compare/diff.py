@@ -187,9 +187,15 @@ def rule_between(ops_a: set[str], ops_b: set[str], *, siblings: bool, among: Ite
     return min(found)[1] if found else "unknown"
 
 
-def rule_eliminating(op: str) -> str | None:
-    """The rule that removes nodes of ``op`` from the engine, if any."""
-    return next((name for name, rule in RULES.items() if op in rule.eliminates), None)
+def rule_eliminating(op: str, among: Iterable[str] | None = None) -> str | None:
+    """The rule (of ``among``, default :func:`family`) that removes nodes of ``op`` from the
+    engine, if any.
+
+    >>> rule_eliminating("Dropout"), rule_eliminating("Dropout", among=family(["rtx_lrn"]))
+    ('eliminate_noops', 'rtx_eliminate')
+    """
+    names = family() if among is None else frozenset(among)
+    return next((name for name, rule in RULES.items() if name in names and op in rule.eliminates), None)
 
 
 class _Explainer:
@@ -397,7 +403,7 @@ def compare(
                     f"the engine removed {node!r}; the prediction kept it",
                     "TensorRT absorbed or folded this node",
                     "usually harmless: a no-op the rules do not know",
-                    rule_eliminating(op) if op else None,
+                    rule_eliminating(op, explainer.family) if op else None,
                 )
             )
         else:

@@ -214,3 +214,20 @@ def test_rejections_name_the_failed_condition() -> None:
     assert 3 in _failed(_predict("cbr_fork_two_sinks"), "rtx_runtime_fusion")  # two sinks
     assert 1 in _failed(_predict("concat_inplace"), "rtx_concat")  # in place
     assert 1 in _failed(_predict("leaky_then_conv"), "rtx_conv_activation")  # not native
+
+
+def test_plan_invariants_with_shared_nodes() -> None:
+    from fusionlab.fusion.predictor import check_plan
+
+    graph = load(cbr_out(), batch=1)
+    plan = predict(graph, "rtx").plan
+    assert check_plan(graph, plan) is None
+    without_owner = plan.with_layers(layer for layer in plan.layers if layer.nodes != ("conv",))
+    assert "shared nodes no layer owns" in (check_plan(graph, without_owner) or "")
+
+
+def test_stages_form_kernels_rule_by_rule() -> None:
+    stages = {s.name: s for s in _predict("cbr_out").stages}
+    assert [layer.nodes for layer in stages["rtx_pointwise"].formed] == [("bn", "relu")]
+    kgen = next(layer for layer in stages["rtx_share_bias"].plan.layers if "bn" in layer.nodes)
+    assert kgen.nodes == ("bn", "relu", "conv") and kgen.shared == ("conv",)
