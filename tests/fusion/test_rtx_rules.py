@@ -149,6 +149,19 @@ def pool_relu() -> onnx.ModelProto:
     return n.model()
 
 
+def se_block() -> onnx.ModelProto:
+    #   x -> conv1 -> bn1 -> relu1 -> gap -> fc1 -> fc1relu -> fc2 -> gate
+    #                          └------------------------------------------ scale (Mul) -> conv2
+    # the gap joins the BN kgen; the scale Mul waits for the gate: a kgen of its own (rtx_pointwise);
+    # fc2 + gate stay CASK: the Mul broadcasts to a larger tensor (rtx_runtime_fusion condition 8)
+    n = CNN()
+    r = n.unary("Relu", n.bn(n.conv("x", 16, 3, name="conv1"), "bn1"), "relu1")
+    s1 = n.unary("Relu", n.conv(n.gap(r, "gap"), 4, name="fc1"), "fc1relu")
+    gate = n.unary("Sigmoid", n.conv(s1, 16, name="fc2"), "gate")
+    n.conv(n.node("Mul", [r, gate], "scale", n.shapes[r]), 8, name="conv2")
+    return n.model()
+
+
 Case = tuple[Callable[[], onnx.ModelProto], list[list[str]]]
 CASES: dict[str, Case] = {
     "dup_relu": (dup_relu, [["conv1", "rB"]]),
@@ -166,6 +179,8 @@ CASES: dict[str, Case] = {
     "gemm_relu": (gemm_relu, [["conv", "relu"], ["gap"], ["fc"], ["fc", "fcrelu"]]),
     "lrn": (lrn, [["conv", "relu"], ["lrn"], ["lrn"], ["lrn"]]),
     "pool_relu": (pool_relu, [["conv", "relu"], ["pool"], ["prelu"]]),
+    "se_block": (se_block, [["conv1"], ["bn1", "relu1", "gap", "conv1"], ["fc1", "fc1relu"], ["fc2", "gate"],
+                            ["scale"], ["conv2"]]),
 }
 
 
@@ -214,6 +229,8 @@ def test_rejections_name_the_failed_condition() -> None:
     assert 3 in _failed(_predict("cbr_fork_two_sinks"), "rtx_runtime_fusion")  # two sinks
     assert 1 in _failed(_predict("concat_inplace"), "rtx_concat")  # in place
     assert 1 in _failed(_predict("leaky_then_conv"), "rtx_conv_activation")  # not native
+    assert 8 in _failed(_predict("se_block"), "rtx_runtime_fusion")  # the scale Mul broadcasts
+    assert 3 in _failed(_predict("se_block"), "rtx_pointwise")  # not convex: the Mul waits for the gate
 
 
 def test_plan_invariants_with_shared_nodes() -> None:

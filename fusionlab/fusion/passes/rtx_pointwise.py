@@ -15,13 +15,16 @@ of two BN branches) goes to the one whose contribution nothing else reads, else 
 whose branch starts *first* in the ONNX order. R7: a Concat read by one pointwise op alone
 is done in that op's kgen. R9: a GlobalAveragePool/GlobalMaxPool reading the kgen's
 output joins it (``Mean``/``Maxr`` reductions); MaxPool/AveragePool stay CASK kernels and
-never take an activation.
+never take an activation. A kgen is convex: the nodes a path through another kernel comes
+back to (a squeeze-excitation's scale Mul, which waits for the gate computed from the
+kgen's own GlobalAveragePool) are a kgen of their own.
 
 Live builds (TensorRT-RTX 1.7.1.116): ``dag_1_1``; R4 mobilenetv2
 (``features.3.conv.3`` + ``features.3.add``), ``resorder_bn_a_*``, ``resorder_bn_s_a_b``,
 ``res_proj_bn``, ``res_proj_bn_proj_first``, ``siblings_1x1_bn_x2_add``; R7
 ``catcopy_cat_to_pw``, ``dag_1_145``; R9 ``pool_max_then_relu``, ``cbr_then_gap``, ``fork_F7``,
-``se_block``, ``pool_gap_out``, ``pool_gmp_out``, ``gappool_*_avg_*``.
+``se_block``, ``pool_gap_out``, ``pool_gmp_out``, ``gappool_*_avg_*``; convex split: ``se_block``,
+efficientnet-b0 (fusionlab's zoo, built live).
 """
 
 from __future__ import annotations
@@ -208,10 +211,42 @@ def _merge_owner(s: rtx_kit.RtxState, n: Node, srcs: dict[str, str]) -> str:
 
 
 def emit_kgens(s: rtx_kit.RtxState) -> None:
-    """Record every kgen (the regions' and the concat kernels')."""
+    """Record every kgen (the regions' and the concat kernels'); a kgen whose nodes are not
+    convex leaves the nodes a path through other kernels comes back to for a kgen of their
+    own (a squeeze-excitation's scale Mul after its GlobalAveragePool: ``se_block``)."""
     for b, members in enumerate(s.bins):
-        if members:
-            s.emit(members, s.bin_rule[b], added_by=s.bin_added[b])
+        rule = s.bin_rule[b]
+        while members:
+            later = _reentered(s, members)
+            kept = [m for m in members if m not in later]
+            if later and kept:
+                s.reject(RULE.name, 3, members, f"{', '.join(later)} wait for other kernels: a kgen of their own")
+            s.emit(kept or members, rule, added_by={m: r for m, r in s.bin_added[b].items() if m in kept})
+            members = [m for m in members if m in later] if kept else []
+            rule = RULE.name
+
+
+def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
+    """Members reached from a member through a node outside (not a wire): they wait for it."""
+    inside = set(members)
+    found: set[str] = set()
+    seen: set[tuple[str, bool]] = set()
+    stack = [(c.name, c.op in rtx_kit.WIRES) for m in members for o in s.by_name[m].outputs
+             for c in s.readers.get(o, []) if c.name not in inside]
+    while stack:
+        name, wire_only = stack.pop()
+        if (name, wire_only) in seen:
+            continue
+        seen.add((name, wire_only))
+        node = s.by_name[name]
+        for o in node.outputs:
+            for c in s.readers.get(o, []):
+                if c.name in inside:
+                    if not wire_only:
+                        found.add(c.name)
+                else:
+                    stack.append((c.name, wire_only and c.op in rtx_kit.WIRES))
+    return found
 
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:

@@ -16,7 +16,9 @@ Live builds (TensorRT-RTX 1.7.1.116): ``cbr_then_conv`` (fused) vs ``cbr_single_
 ``dag_1_3``, ``cat_BRR_conv`` vs ``cat_BRR_out``, ``cbr_then_gap``, ``fork_F7``,
 ``gappool_bn_gap_out``; ``fork_F2``, ``fork_F3``, ``fork_F11`` (one sink) vs ``fork_F9``;
 ``act_Selu_bn_conv``, ``act_PRelu_bn_conv``; ``misc_rf_graph_input_operand`` vs
-``misc_rf_stem_operand``; R5e ``misc_two_bn_add_out`` vs ``misc_two_bn_add_conv``, ``dag_1_79``.
+``misc_rf_stem_operand``; R5e ``misc_two_bn_add_out`` vs ``misc_two_bn_add_conv``, ``dag_1_79``;
+condition 8 ``se_block`` (``Conv + Sigmoid`` CASK, the scale Mul a kgen), efficientnet-b0,
+mobilenetv3-large, regnet-y-400mf (fusionlab's zoo, built live).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ RULE = Rule(
         "no operand is read straight from a network input",
         "the epilogue's result is not read only by pointwise ops that stay a kgen (R5e: then it joins that kgen)",
         "the epilogue is not computed by a Concat + pool kernel (rtx_concat_pool)",
+        "every epilogue tensor has the convolution output's shape (no broadcast to a larger tensor, "
+        "e.g. a squeeze-excitation scale Mul)",
         rtx_kit.CONVEX,
     ),
     source=(
@@ -56,7 +60,7 @@ def fusable_parts(
     ok: dict[str, bool] = {}
     for h in heads:
         part = parts[h.name]
-        failed = _failed(s, part, region) if part else 0
+        failed = _failed(s, part, region, h) if part else 0
         if not failed and any(n.outputs[0] in s.absorbed for n in part):
             failed = 7
         ok[h.name] = bool(part) and not failed
@@ -81,11 +85,15 @@ def fusable_parts(
     return ok
 
 
-def _failed(s: rtx_kit.RtxState, part: list[Node], region: set[str]) -> int:
-    """The number of the first condition (1-5) the epilogue ``part`` fails, or 0."""
+def _failed(s: rtx_kit.RtxState, part: list[Node], region: set[str], head: Node | None = None) -> int:
+    """The number of the first condition (1-5, 8) the epilogue ``part`` of ``head`` fails, or 0."""
     names = {n.name for n in part}
     if any(n.op in rtx_kit.NO_RUNTIME_FUSION for n in part):
         return 4
+    if head is not None:
+        shape = s.shape(head.outputs[0])
+        if shape is not None and any(s.shape(n.outputs[0]) not in (None, shape) for n in part):
+            return 8
     if any(t in s.graph_inputs for n in part for t in s.dyn_inputs(n)):
         return 5
     sinks = 0
