@@ -51,15 +51,16 @@ class CNN:
         self.shapes[name] = tuple(shape)
         return name
 
-    def conv(self, x: str, cout: int, k: int = 1, stride: int = 1, name: str = "conv", bias: bool = True) -> str:
+    def conv(self, x: str, cout: int, k: int = 1, stride: int = 1, name: str = "conv", bias: bool = True,
+             group: int = 1) -> str:
         n, c, h, w = self.shapes[x]
         pad = k // 2
-        ins = [x, self._weight(f"{name}.w", (cout, c, k, k))]
+        ins = [x, self._weight(f"{name}.w", (cout, c // group, k, k))]
         if bias:
             ins.append(self._weight(f"{name}.b", (cout,)))
         ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
         return self.node("Conv", ins, name, (n, cout, ho, wo), kernel_shape=[k, k], strides=[stride, stride],
-                         pads=[pad] * 4)
+                         pads=[pad] * 4, group=group)
 
     def bn(self, x: str, name: str) -> str:
         c = self.shapes[x][1]

@@ -162,6 +162,23 @@ def se_block() -> onnx.ModelProto:
     return n.model()
 
 
+def grouped_relu_gap() -> onnx.ModelProto:
+    #   x -> gconv (group 2) -> relu -> gap        a grouped conv's activation read by a pool:
+    #                            └----> conv2       kgen [gconv relu gap] (rtx_conv_activation 5)
+    n = CNN()
+    r = n.unary("Relu", n.conv("x", 16, 3, name="gconv", group=2), "relu")
+    n.gap(r, "gap")
+    n.conv(r, 8, name="conv2")
+    return n.model()
+
+
+def grouped_relu_conv() -> onnx.ModelProto:
+    #   x -> gconv (group 2) -> relu -> conv2       read by a convolution only: one CASK kernel
+    n = CNN()
+    n.conv(n.unary("Relu", n.conv("x", 16, 3, name="gconv", group=2), "relu"), 8, name="conv2")
+    return n.model()
+
+
 Case = tuple[Callable[[], onnx.ModelProto], list[list[str]]]
 CASES: dict[str, Case] = {
     "dup_relu": (dup_relu, [["conv1", "rB"]]),
@@ -179,6 +196,8 @@ CASES: dict[str, Case] = {
     "gemm_relu": (gemm_relu, [["conv", "relu"], ["gap"], ["fc"], ["fc", "fcrelu"]]),
     "lrn": (lrn, [["conv", "relu"], ["lrn"], ["lrn"], ["lrn"]]),
     "pool_relu": (pool_relu, [["conv", "relu"], ["pool"], ["prelu"]]),
+    "grouped_relu_gap": (grouped_relu_gap, [["gconv"], ["gconv", "relu", "gap"], ["conv2"]]),
+    "grouped_relu_conv": (grouped_relu_conv, [["gconv", "relu"], ["conv2"]]),
     "se_block": (se_block, [["conv1"], ["bn1", "relu1", "gap", "conv1"], ["fc1", "fc1relu"], ["fc2", "gate"],
                             ["scale"], ["conv2"]]),
 }

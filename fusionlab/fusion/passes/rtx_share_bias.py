@@ -22,6 +22,7 @@ mobilenetv2; R11: googlenet-caffe ``[loss3/classifier prob]``, ``fc_*``.
 
 from __future__ import annotations
 
+import fusionlab.fusion.passes.rtx_conv_activation as rtx_conv_activation
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
 from fusionlab.ir.graph import Graph, Node
@@ -31,7 +32,8 @@ RULE = Rule(
     name="rtx_share_bias",
     conditions=(
         "the convolution has a bias",
-        "its only reader is a BatchNormalization or a HardSigmoid (or a Mul/Div by a constant)",
+        "its only reader is a BatchNormalization or a HardSigmoid (or a Mul/Div by a constant), or it "
+        "is a grouped convolution whose native activation went to the kgen (rtx_conv_activation 5)",
         rtx_kit.CONVEX,
     ),
     source=(
@@ -49,7 +51,9 @@ def affine_entry(s: rtx_kit.RtxState, head: Node) -> bool:
         return False
     c = s.consumers(head.outputs[0])
     moves = len(c) == 1 and (
-        c[0].op in rtx_kit.AFFINE_HEAD or (c[0].op in {"Mul", "Div"} and len(s.dyn_inputs(c[0])) == 1)
+        c[0].op in rtx_kit.AFFINE_HEAD
+        or (c[0].op in {"Mul", "Div"} and len(s.dyn_inputs(c[0])) == 1)
+        or (rtx_conv_activation.grouped(s, head) and s.is_native_act(c[0]))
     )
     if not moves and len(c) == 1:
         s.reject(RULE.name, 2, [head.name, c[0].name], f"read by a {c[0].op}")
