@@ -221,13 +221,15 @@ def emit_kgens(s: rtx_kit.RtxState) -> None:
             kept = [m for m in members if m not in later]
             if later and kept:
                 s.reject(RULE.name, 3, members, f"{', '.join(later)} wait for other kernels: a kgen of their own")
-            s.emit(kept or members, rule, added_by={m: r for m, r in s.bin_added[b].items() if m in kept})
+            group = kept or members
+            s.emit(group, rule, added_by={m: r for m, r in s.bin_added[b].items() if m in group})
             members = [m for m in members if m in later] if kept else []
             rule = RULE.name
 
 
 def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
-    """Members reached from a member through a node outside (not a wire): they wait for it."""
+    """Members reached from a member through a node outside (not a wire), and the members they
+    feed: they wait for that node."""
     inside = set(members)
     found: set[str] = set()
     seen: set[tuple[str, bool]] = set()
@@ -246,6 +248,13 @@ def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
                         found.add(c.name)
                 else:
                     stack.append((c.name, wire_only and c.op in rtx_kit.WIRES))
+    todo = list(found)  # and what they feed inside: it waits too
+    while todo:
+        for o in s.by_name[todo.pop()].outputs:
+            for c in s.readers.get(o, []):
+                if c.name in inside and c.name not in found:
+                    found.add(c.name)
+                    todo.append(c.name)
     return found
 
 
