@@ -47,6 +47,7 @@ from fusionlab.plan.kinds import kind_of_op
 if TYPE_CHECKING:
     from fusionlab.fusion.partition import Work
     from fusionlab.fusion.passes.kit import Context, Reject, Rule
+    from fusionlab.fusion.targets import Target
     from fusionlab.ir.graph import Graph, Node
 
 UNFUSED = "unfused"
@@ -58,8 +59,9 @@ WIRES = frozenset({"Dropout", "Identity", "Flatten"})
 CONV_OPS = frozenset({"Conv", "ConvTranspose"})
 POOL_OPS = frozenset({"MaxPool", "AveragePool"})
 GLOBAL_POOLS = frozenset({"GlobalAveragePool", "GlobalMaxPool"})
-NATIVE_ACTS = frozenset({"Relu", "Sigmoid", "Tanh"})
-"""Activations a CASK convolution applies itself (plus Clip(0, 6))."""
+NATIVE_ACTS = frozenset({"Relu", "Sigmoid", "Tanh", "Clip"})
+"""Activations a CASK convolution applies itself (Clip only as Clip(0, 6)), when no target
+says otherwise (``Target.conv_activations`` of ``rtx``)."""
 UNARY_PW = frozenset({
     "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Elu", "Selu",
     "Softplus", "Abs", "Exp", "Log", "Neg", "Sqrt", "Reciprocal", "Erf", "Floor", "Ceil",
@@ -105,8 +107,10 @@ class RtxState:
     readers. ``done`` holds the nodes already placed; ``emit`` records a kernel.
     """
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, target: Target | None = None) -> None:
         self.graph = graph
+        self.native = target.activations_for("fp32") if target is not None else NATIVE_ACTS
+        """Activations a CASK convolution applies itself (the target's, strongly typed: one set)."""
         self.nodes: list[Node] = sorted(graph.nodes(), key=lambda n: n.index)
         self.by_name: dict[str, Node] = {n.name: n for n in self.nodes}
         self.producer: dict[str, Node] = {t: self.by_name[p] for t, p in graph.producer.items()}
@@ -195,12 +199,12 @@ class RtxState:
         return self.is_pw(n) and n.op not in {"BatchNormalization", "Add", "Sub", "Mul", "Div"}
 
     def is_native_act(self, n: Node) -> bool:
-        if n.op in NATIVE_ACTS:
-            return True
+        if n.op not in self.native:
+            return False
         if n.op == "Clip":
             lo, hi = self.clip_bounds(n)
             return lo == 0.0 and hi == 6.0
-        return False
+        return True
 
     def clip_bounds(self, n: Node) -> tuple[float | None, float | None]:
         vals: list[float | None] = [self.const_value(i) if i else None for i in n.inputs[1:3]]
@@ -376,14 +380,15 @@ class RtxState:
         return name
 
 
-_MEMO: list[tuple[Graph, RtxState]] = []
+_MEMO: list[tuple[Graph, Target | None, RtxState]] = []
 
 
-def analyse(graph: Graph) -> RtxState:
-    """Run every RTX rule's decisions over ``graph``, in the builder's order (memoized for the
-    last few graphs, by identity: every ``rtx_*`` pass of one prediction reads the same one)."""
-    for known, state in _MEMO:
-        if known is graph:
+def analyse(graph: Graph, target: Target | None = None) -> RtxState:
+    """Run every RTX rule's decisions over ``graph`` with ``target``'s tables, in the builder's
+    order (memoized for the last few graphs, by identity: every ``rtx_*`` pass of one
+    prediction reads the same one)."""
+    for known, known_target, state in _MEMO:
+        if known is graph and known_target is target:
             return state
     from fusionlab.fusion.passes import (  # the rules import this kit: imported here
         rtx_concat,
@@ -394,7 +399,7 @@ def analyse(graph: Graph) -> RtxState:
         rtx_pointwise,
     )
 
-    s = RtxState(graph)
+    s = RtxState(graph, target)
     rtx_eliminate.decide(s)
     rtx_conv_activation.decide(s)
     rtx_conv_add.decide(s)
@@ -410,7 +415,7 @@ def analyse(graph: Graph) -> RtxState:
     for n in s.nodes:
         if n.name not in s.group_of and n.name not in s.eliminated:
             s.eliminate(n.name, "rtx_eliminate", How.ABSORBED, _why_absent(s, n))
-    _MEMO.append((graph, s))
+    _MEMO.append((graph, target, s))
     del _MEMO[:-4]
     return s
 
@@ -430,7 +435,8 @@ def apply(rule: Rule, graph: Graph, plan: Plan, ctx: Context) -> Plan:
 
     from fusionlab.fusion.partition import CycleError
 
-    s = analyse(graph)
+    runs_rtx = rule.name in ctx.target.passes  # a target of RTX rules gives its tables
+    s = analyse(graph, ctx.target if runs_rtx else None)
     reject = ctx.rejector(rule)
     for d in s.decisions:
         if d.rule == rule.name:
