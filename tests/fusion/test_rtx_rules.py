@@ -179,6 +179,15 @@ def grouped_relu_conv() -> onnx.ModelProto:
     return n.model()
 
 
+def concat_one_input() -> onnx.ModelProto:
+    #   x -> conv1 -> relu1 -> cat(relu1) -> bn -> relu2 -> conv2   a one-input Concat is no kernel:
+    #   conv1 ... relu2 is one runtime fusion, as if it were not there (R1b)
+    n = CNN()
+    r = n.unary("Relu", n.conv("x", 16, 3, name="conv1"), "relu1")
+    n.conv(n.unary("Relu", n.bn(n.concat([r], "cat"), "bn"), "relu2"), 8, name="conv2")
+    return n.model()
+
+
 Case = tuple[Callable[[], onnx.ModelProto], list[list[str]]]
 CASES: dict[str, Case] = {
     "dup_relu": (dup_relu, [["conv1", "rB"]]),
@@ -198,6 +207,7 @@ CASES: dict[str, Case] = {
     "pool_relu": (pool_relu, [["conv", "relu"], ["pool"], ["prelu"]]),
     "grouped_relu_gap": (grouped_relu_gap, [["gconv"], ["gconv", "relu", "gap"], ["conv2"]]),
     "grouped_relu_conv": (grouped_relu_conv, [["gconv", "relu"], ["conv2"]]),
+    "concat_one_input": (concat_one_input, [["conv1", "relu1", "bn", "relu2"], ["conv2"]]),
     "se_block": (se_block, [["conv1"], ["bn1", "relu1", "gap", "conv1"], ["fc1", "fc1relu"], ["fc2", "gate"],
                             ["scale"], ["conv2"]]),
 }

@@ -33,7 +33,8 @@ RULE = Rule(
         "the node reaches a graph output (else it is removed)",
         "no earlier node has the same op, attributes and inputs without an initializer input "
         "(else the earlier one is merged into the later)",
-        "the op is not a wire (Dropout, Identity, Flatten) nor Elu, which no kernel's Metadata names",
+        "the op is not a wire (Dropout, Identity, Flatten, a Concat of one input) nor Elu, which no "
+        "kernel's Metadata names",
         rtx_kit.CONVEX,
     ),
     source=(
@@ -62,7 +63,7 @@ def decide(s: rtx_kit.RtxState) -> None:
             s.dead[n.name] = "reaches no graph output"
     seen: dict[tuple[object, ...], str] = {}
     for n in s.nodes:
-        if n.name in s.dead or n.op in rtx_kit.WIRES or n.op == "Constant":
+        if n.name in s.dead or s.is_wire(n) or n.op == "Constant":
             continue
         if any(i in s.consts for i in n.inputs if i) or len(n.outputs) != 1:
             continue
@@ -78,7 +79,7 @@ def decide(s: rtx_kit.RtxState) -> None:
     for n in s.nodes:
         if n.op == "Constant":
             s.eliminate(n.name, RULE.name, How.CONSTANT, "a constant: folded into the kernels")
-        elif n.op in rtx_kit.WIRES and n.name not in s.dead:
+        elif s.is_wire(n) and n.name not in s.dead:
             s.eliminate(n.name, RULE.name, How.NOOP, "a view: in no TensorRT-RTX kernel")
 
 

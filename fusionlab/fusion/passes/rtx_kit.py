@@ -158,6 +158,12 @@ class RtxState:
     def op(self, name: str) -> str:
         return self.by_name[name].op
 
+    def is_wire(self, n: Node) -> bool:
+        """A node no kernel computes: Dropout, Identity, Flatten, a Concat of one input."""
+        if n.op == "Concat":
+            return len([i for i in n.inputs if i]) == 1
+        return n.op in WIRES and bool(n.inputs)
+
     def is_const(self, t: str) -> bool:
         return t in self.consts
 
@@ -187,7 +193,7 @@ class RtxState:
                 t = self.alias[t]
                 continue
             p = self.producer.get(t)
-            if p is not None and p.op in WIRES and p.inputs:
+            if p is not None and self.is_wire(p):
                 t = p.inputs[0]
                 continue
             return t
@@ -222,7 +228,7 @@ class RtxState:
         for c in self.readers.get(t, []):
             if c.name in self.dead:
                 continue
-            if c.op in WIRES:
+            if self.is_wire(c):
                 out.extend(self.consumers(c.outputs[0]))
             else:
                 out.append(c)
@@ -238,7 +244,7 @@ class RtxState:
     def is_output(self, t: str) -> bool:
         if t in self.graph_outputs:
             return True
-        if any(c.op in WIRES and self.is_output(c.outputs[0]) for c in self.readers.get(t, [])):
+        if any(self.is_wire(c) and self.is_output(c.outputs[0]) for c in self.readers.get(t, [])):
             return True
         return any(orig == t and self.is_output(dup) for dup, orig in self.alias.items())
 

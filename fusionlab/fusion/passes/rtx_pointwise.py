@@ -233,7 +233,7 @@ def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
     inside = set(members)
     found: set[str] = set()
     seen: set[tuple[str, bool]] = set()
-    stack = [(c.name, c.op in rtx_kit.WIRES) for m in members for o in s.by_name[m].outputs
+    stack = [(c.name, s.is_wire(c)) for m in members for o in s.by_name[m].outputs
              for c in s.readers.get(o, []) if c.name not in inside]
     while stack:
         name, wire_only = stack.pop()
@@ -247,7 +247,7 @@ def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
                     if not wire_only:
                         found.add(c.name)
                 else:
-                    stack.append((c.name, wire_only and c.op in rtx_kit.WIRES))
+                    stack.append((c.name, wire_only and s.is_wire(c)))
     todo = list(found)  # and what they feed inside: it waits too
     while todo:
         for o in s.by_name[todo.pop()].outputs:
