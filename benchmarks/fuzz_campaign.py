@@ -120,7 +120,8 @@ class Base:
             self.models[name] = path
         self.texts: dict[str, str] = {}
         for p in sorted(FIXTURES.iterdir()):
-            self.texts[p.name] = p.read_text(encoding="utf-8")
+            if p.is_file():  # data/rtx/ holds build logs, not fixtures of this campaign
+                self.texts[p.name] = p.read_text(encoding="utf-8")
         for p in sorted(TOML_FIXTURES.glob("*.toml")):
             self.texts[p.name] = p.read_text(encoding="utf-8")
         plans = {}

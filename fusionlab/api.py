@@ -83,9 +83,10 @@ def read_engine(
     the engine inspector, or a TensorRT-RTX build log), with measured times joined by
     layer name when a ``profile`` (``--exportProfile``) is given. With ``graph``, layer
     names resolve to the model's nodes and every node no layer computes is eliminated."""
-    from fusionlab.formats.trtexec import join_profile, read_layer_info, read_profile
+    from fusionlab.formats.rtx_log import read_engine_layers
+    from fusionlab.formats.trtexec import join_profile, read_profile
 
-    plan = read_layer_info(Path(layer_info), graph=graph)
+    plan = read_engine_layers(Path(layer_info), graph)
     return join_profile(plan, read_profile(Path(profile))) if profile is not None else plan
 
 

@@ -17,14 +17,15 @@ def actual_plan(
     engine: str | None = None,
 ) -> Plan:
     """The engine's real plan, with measured times joined by layer name when a profile is given."""
-    from fusionlab.formats.trtexec import join_profile, read_layer_info, read_profile
+    from fusionlab.formats.rtx_log import read_engine_layers
+    from fusionlab.formats.trtexec import join_profile, read_profile
 
     if profile and not (layer_info or engine):
         raise FusionlabError("--profile needs --layer-info or --engine")
     if engine is not None:
         plan = _engine_plan(Path(engine), graph)
     elif layer_info is not None:
-        plan = read_layer_info(layer_info, graph=graph)
+        plan = read_engine_layers(layer_info, graph)  # or a saved TensorRT-RTX build log
     else:
         raise FusionlabError("give --layer-info F or --engine E")
     if profile:

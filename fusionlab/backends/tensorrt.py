@@ -211,7 +211,13 @@ class _Log:
         return self.errors[-1].splitlines()[0] if self.errors else default
 
 
-def _make_logger(backend: Backend) -> tuple[tensorrt.ILogger, _Log]:
+MessageSink = Callable[[str, str], None]
+"""Receives every TensorRT message as ``(severity, text)``, e.g. ``("Severity.VERBOSE", ...)``."""
+
+
+def _make_logger(backend: Backend, keep: MessageSink | None = None) -> tuple[tensorrt.ILogger, _Log]:
+    """A logger that forwards TensorRT's messages to :mod:`logging`; ``keep`` also receives
+    every message, VERBOSE ones included (TensorRT-RTX prints the engine's layers there)."""
     if TYPE_CHECKING:
         import tensorrt as trt
     else:
@@ -226,6 +232,8 @@ def _make_logger(backend: Backend) -> tuple[tensorrt.ILogger, _Log]:
             trt.ILogger.__init__(self)
 
         def log(self, severity: tensorrt.ILogger.Severity, msg: str) -> None:
+            if keep is not None:
+                keep(str(severity), msg)
             if severity in errors:
                 sink.errors.append(msg)
                 log.info("TensorRT error: %s", msg)
@@ -234,7 +242,10 @@ def _make_logger(backend: Backend) -> tuple[tensorrt.ILogger, _Log]:
             elif severity == levels.INFO or verbose:
                 log.debug("TensorRT: %s", msg)
 
-    return Logger(), sink
+    logger = Logger()
+    if keep is not None and hasattr(logger, "min_severity"):
+        logger.min_severity = levels.VERBOSE
+    return logger, sink
 
 
 def render_progress(phases: list[tuple[str, int, int]], width: int = 100) -> str:
@@ -392,6 +403,9 @@ class BuildOptions:
     calib_batches: int = 4
     progress: TextIO | None = None
     """Where to draw the build's progress bar; None draws none."""
+    messages: MessageSink | None = field(default=None, compare=False)
+    """Receives every message of the build, VERBOSE ones included (and then asks for them
+    all: ``ProfilingVerbosity.DETAILED`` is always set)."""
 
 
 @dataclass(frozen=True)
@@ -489,7 +503,7 @@ def build_engine(model: str | os.PathLike[str], options: BuildOptions, backend: 
     if options.workspace_mib is not None and options.workspace_mib < 1:
         raise FusionlabError(f"--workspace must be at least 1 MiB, got {options.workspace_mib}")
 
-    logger, sink = _make_logger(backend)
+    logger, sink = _make_logger(backend, options.messages)
     builder = trt.Builder(logger)
     flags = 0
     if backend.caps.strongly_typed_only or how == "convert":

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from fusionlab.errors import FusionlabError
 
 if TYPE_CHECKING:
-    pass
+    from fusionlab.ir.graph import Graph
+    from fusionlab.plan import Plan
 
 
 MAX_COUNT = 1 << 31
@@ -57,16 +58,24 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_target_args(p: argparse.ArgumentParser, *, precision_default: str | None = "fp32") -> None:
-    """``--target`` and ``--precision`` (``precision_default`` None: the caller decides)."""
+def add_target_args(
+    p: argparse.ArgumentParser, *, precision_default: str | None = "fp32", builds: bool = False
+) -> None:
+    """``--target`` and ``--precision`` (``precision_default`` None: the caller decides).
+
+    ``builds``: the command takes ``--build BACKEND``, so ``--target`` defaults to None and
+    :func:`chosen_target` picks the target that models the builder.
+    """
     from fusionlab.dtypes import PRECISIONS
     from fusionlab.fusion.targets import DEFAULT, TARGETS
 
     p.add_argument(
         "--target",
-        default=DEFAULT,
+        default=None if builds else DEFAULT,
         choices=list(TARGETS),
-        help=f"TensorRT ruleset (default {DEFAULT})",
+        help=f"TensorRT ruleset (default {DEFAULT}"
+        + ("; with --build, the one that models the builder: rtx for TensorRT-RTX, "
+           "trt10/trt11 by TensorRT version)" if builds else ")"),
     )
     p.add_argument(
         "--precision",
@@ -184,9 +193,43 @@ def build_options(args: argparse.Namespace) -> Any:
 
 
 def add_actual_args(p: argparse.ArgumentParser, *, required: bool) -> None:
-    """``--layer-info F [--profile F] | --engine E``."""
+    """``--layer-info F [--profile F] | --engine E | --build BACKEND`` (:func:`read_actual`)."""
     group = p.add_mutually_exclusive_group(required=required)
     group.add_argument("--layer-info", metavar="F", help="engine layer information JSON (trtexec --exportLayerInfo)")
     group.add_argument("--engine", metavar="E", help="a serialized TensorRT engine (needs the tensorrt extra)")
     p.add_argument("--profile", metavar="F", help="per-layer profile JSON (trtexec --exportProfile)")
+    group.add_argument(
+        "--build", metavar="BACKEND", choices=("rtx", "tensorrt", "auto"),
+        help="build MODEL now and read the engine's layers: rtx (TensorRT-RTX, no GPU needed: "
+             "its build log), tensorrt (needs a GPU), auto (tensorrt if installed, else rtx)",
+    )
 
+
+def read_actual(args: argparse.Namespace, graph: Graph) -> tuple[Plan, str | None]:
+    """The actual plan ``--layer-info``/``--profile``/``--engine``/``--build`` name, and for
+    ``--build`` the target that models its builder (else None).
+
+    A build draws its progress bar on a terminal only, and runs in a subprocess
+    (:func:`fusionlab.backends.rtx.build_actual`).
+    """
+    from fusionlab.backends.actual import actual_plan
+
+    backend = getattr(args, "build", None)
+    if not backend:
+        return actual_plan(graph, layer_info=getattr(args, "layer_info", None),
+                           profile=getattr(args, "profile", None), engine=getattr(args, "engine", None)), None
+    if getattr(args, "profile", None):
+        raise FusionlabError("--profile needs --layer-info or --engine (a build with --build is not timed)")
+    from fusionlab.backends.rtx import build_actual
+    from fusionlab.fusion.targets import target_for_backend
+
+    built = build_actual(args.model, batch=args.batch, backend=backend, graph=graph,
+                         progress=sys.stderr.isatty())
+    return built.plan, target_for_backend(built.flavor, built.version)
+
+
+def chosen_target(args: argparse.Namespace, modelled: str | None) -> str:
+    """``--target``, else the target that models the builder (``--build``), else the default."""
+    from fusionlab.fusion.targets import DEFAULT
+
+    return str(args.target or modelled or DEFAULT)

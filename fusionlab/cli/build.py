@@ -1,7 +1,9 @@
 """``fusionlab build MODEL``: build a TensorRT engine from an ONNX model, as trtexec does.
 
-Needs TensorRT (``pip install 'fusionlab[tensorrt]'``) or TensorRT-RTX; reading the built
-engine's layers (``--export-layer-info``) also needs a GPU that TensorRT supports.
+Needs TensorRT (``pip install 'fusionlab[tensorrt]'``) or TensorRT-RTX. Reading the built
+engine's layers (``--export-layer-info``) needs a GPU that TensorRT supports, except with
+TensorRT-RTX: its build log lists the layers (:mod:`fusionlab.backends.rtx`), so no GPU is
+needed (the engine inspector is used where the runtime works).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def register(sub: Any) -> None:
         "--export-layer-info",
         metavar="F",
         help="write the engine's layers as the engine inspector's JSON "
-        "(trtexec --exportLayerInfo); needs a GPU",
+        "(trtexec --exportLayerInfo); needs a GPU, except with TensorRT-RTX (read from its build log)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=run)
@@ -45,18 +47,35 @@ def run(args: argparse.Namespace) -> int:
 
     backend = load_backend(args.backend, "fusionlab build")
     options = build_options(args)
-    engine = build_engine(args.model, options, backend)
     protect = tuple(input_files(args))
+    info: str | None = None
+    source = None
+    if args.export_layer_info and backend.caps.flavor == "rtx":
+        from dataclasses import replace
+
+        from fusionlab.backends.rtx import build_actual
+
+        # no GPU needed: the layers come from the build log (a subprocess: RTX can crash)
+        built = build_actual(args.model, options=replace(options, progress=None), backend="rtx",
+                             progress=options.progress is not None, keep_engine=True)
+        assert built.engine is not None
+        engine, info, source = built.engine, built.layer_info_json(), built.source
+        layers: int | None = len(built.plan.layers)
+    else:
+        engine = build_engine(args.model, options, backend)
     saved = None
     if args.save_engine:
         saved = save_engine(engine, args.save_engine, protect=protect)
-    layers = None
     if args.export_layer_info:
-        info = layer_information(engine.data, backend)
+        if info is None:
+            info = layer_information(engine.data, backend)
+            source = f"{backend.label} engine inspector"
+            layers = len(engine_plan(info, None, source).layers)
         write_atomic(
             args.export_layer_info, info, protect=(*protect, *([str(saved)] if saved else []))
         )
-        layers = len(engine_plan(info, None, f"{backend.label} live").layers)
+    else:
+        layers = None
     if args.json:
         data = {
             "model": args.model,
@@ -70,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             "engine": str(saved) if saved else None,
             "layer_info": args.export_layer_info,
             "layers": layers,
+            "layers_from": source,
         }
         sys.stdout.write(dumps_json(data))
         return 0
@@ -81,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if saved:
         print(f"saved   {saved} (record {saved}.fusionlab.json)")
     if layers is not None:
-        print(f"layers  {layers}, written to {args.export_layer_info}")
+        print(f"layers  {layers} (from the {source}), written to {args.export_layer_info}")
     if not saved and not args.export_layer_info:
         print("(engine not kept: use --save-engine F)")
     return 0

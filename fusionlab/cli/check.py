@@ -9,8 +9,7 @@ import argparse
 from typing import Any
 
 from fusionlab.api import load, predict
-from fusionlab.backends.actual import actual_plan
-from fusionlab.cli.args import add_actual_args, add_model_args, add_target_args
+from fusionlab.cli.args import add_actual_args, add_model_args, add_target_args, read_actual
 from fusionlab.compare.expect import check, load_expectations, report
 
 
@@ -26,16 +25,17 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     expectations = load_expectations(args.expect)
     g = load(args.model, batch=args.batch)
-    if args.layer_info or args.engine:
-        plan = actual_plan(g, layer_info=args.layer_info, profile=args.profile, engine=args.engine)
+    if args.layer_info or args.engine or args.build:
+        plan, _ = read_actual(args, g)
         against = f"the engine ({plan.source})"
     else:
         if args.profile:
             from fusionlab.errors import FusionlabError
 
             raise FusionlabError("--profile needs --layer-info or --engine")
-        plan = predict(g, args.target, precision=args.precision).plan
-        against = f"the prediction (target {args.target}, {args.precision})"
+        target = args.target
+        plan = predict(g, target, precision=args.precision).plan
+        against = f"the prediction (target {target}, {args.precision})"
     results = check(expectations, plan, known_nodes=g.order)
     print(f"{args.expect}: checked against {against}")
     print(report(results))

@@ -1,4 +1,5 @@
-"""``fusionlab diff MODEL --layer-info F [--profile F] | --engine E``: predicted vs actual."""
+"""``fusionlab diff MODEL --layer-info F [--profile F] | --engine E | --build BACKEND``:
+predicted vs actual (``--build rtx`` builds with TensorRT-RTX and needs no GPU)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,20 @@ import argparse
 import sys
 from typing import Any
 
-from fusionlab.backends.actual import actual_plan
 from fusionlab.cli.args import (
     add_actual_args,
     add_device_args,
     add_model_args,
     add_target_args,
+    chosen_target,
     device_options,
     input_files,
+    read_actual,
 )
 from fusionlab.compare.diff import Diff, diff_to_dict
 from fusionlab.dtypes import PRECISIONS
 from fusionlab.io import dumps_json, write_atomic
+from fusionlab.plan import Kind
 from fusionlab.table import format_table
 
 
@@ -25,7 +28,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("diff", help="compare the predicted plan with a real engine's layers (and times)")
     add_model_args(p)
     add_actual_args(p, required=True)
-    add_target_args(p, precision_default=None)
+    add_target_args(p, precision_default=None, builds=True)
     add_device_args(p)
     p.add_argument("--json", metavar="FILE", help="write the diff as JSON ('-' for stdout)")
     p.add_argument("-o", "--output", metavar="OUT", help="draw the diff (.svg, .png, .pdf or .dot)")
@@ -44,8 +47,11 @@ def diff_text(d: Diff) -> str:
         f"recall {d.metrics.pair_recall:.3f}",
     ]
     counts = {s: len(d.by_status(s)) for s in ("matched", "split", "merged", "mismatched")}
+    sync = {layer.name for layer in d.actual.layers if layer.kind is Kind.SYNC}
+    syncs = sum(1 for name in d.inserted if name in sync)
     out.append(", ".join(f"{n} {s}" for s, n in counts.items())
-               + f", {len(d.inserted)} inserted by the engine, "
+               + f", {len(d.inserted) - syncs} inserted by the engine"
+               + (f" (and {syncs} stream syncs)" if syncs else "") + ", "
                f"{len(d.eliminated_disagreements)} elimination disagreements")
     misses = [m for m in d.matches if m.status != "matched"]
     if misses:
@@ -72,9 +78,11 @@ def run(args: argparse.Namespace) -> int:
     from fusionlab.api import diff, load, predict
 
     g = load(args.model, batch=args.batch)
-    actual = actual_plan(g, layer_info=args.layer_info, profile=args.profile, engine=args.engine)
+    options = device_options(args)
+    actual, modelled = read_actual(args, g)
+    target = chosen_target(args, modelled)
     precision = args.precision or (actual.precision if actual.precision in PRECISIONS else "fp32")
-    prediction = predict(g, args.target, precision=precision, **device_options(args))
+    prediction = predict(g, target, precision=precision, **options)
     d = diff(prediction, actual)
     protect = input_files(args)
     if args.json:
@@ -83,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
             return 0
         write_atomic(args.json, text, protect=protect)
-    print(f"{g.name}: predicted (target {args.target}, {precision}) vs {actual.source}")
+    print(f"{g.name}: predicted (target {target}, {precision}) vs {actual.source}")
     print(diff_text(d))
     if args.output:
         from fusionlab.api import draw

@@ -1,7 +1,8 @@
 """``fusionlab import LAYERINFO.json``: trtexec/TREx exports -> fusionlab's plan JSON.
 
 Reads engine layer information (``trtexec --exportLayerInfo``, ``IEngineInspector``, TREx
-``engine.graph.json``), optionally a profile (``--exportProfile``, ``--exportTimes``, TREx
+``engine.graph.json``, or a saved TensorRT-RTX build log: :mod:`fusionlab.formats.rtx_log`),
+optionally a profile (``--exportProfile``, ``--exportTimes``, TREx
 ``engine.profile.metadata.json`` or a trtexec log) joined to the layers by name, and the
 ONNX model the engine was built from (to resolve layer names to its nodes and find the
 eliminated ones). Writes the plan (``fusionlab.plan/2``) with ``-o``, else prints a table.
@@ -15,15 +16,15 @@ from typing import Any
 
 from fusionlab.cli.args import input_files, positive_int
 from fusionlab.errors import FusionlabError
+from fusionlab.formats.rtx_log import read_engine_layers
 from fusionlab.formats.trtexec import (
     format_summary,
     join_profile,
-    read_layer_info,
     read_profile,
 )
 from fusionlab.io import write_atomic
 from fusionlab.ir.graph import load
-from fusionlab.plan import Plan
+from fusionlab.plan import Kind, Plan
 from fusionlab.plan.serialize import plan_to_json
 from fusionlab.table import format_table
 
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch is not None and args.model is None:
         raise FusionlabError("--batch needs --model")
     graph = load(args.model, batch=args.batch) if args.model else None
-    plan = read_layer_info(args.layer_info, graph)
+    plan = read_engine_layers(args.layer_info, graph)
     profile = read_profile(args.profile) if args.profile else None
     if profile is not None and profile.layers:
         plan = join_profile(plan, profile)
@@ -88,9 +89,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     print(format_table(["layer", "type", "kind", "nodes", "time (ms)"], layer_rows(plan)))
-    inserted = sum(1 for layer in plan.layers if layer.inserted)
+    syncs = sum(1 for layer in plan.layers if layer.kind is Kind.SYNC)
+    inserted = sum(1 for layer in plan.layers if layer.inserted) - syncs
     timed = [layer.time_ms for layer in plan.layers if layer.time_ms is not None]
-    line = f"\n{len(plan.layers)} layers ({inserted} inserted by TensorRT)"
+    line = f"\n{len(plan.layers)} layers ({inserted} inserted by TensorRT"
+    line += f", {syncs} stream syncs)" if syncs else ")"
     line += f", precision {plan.precision}"
     line += f", batch {plan.batch}" if plan.batch is not None else ""
     if timed:

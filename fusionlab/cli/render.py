@@ -4,7 +4,9 @@ The output format follows the extension of ``-o`` (``.svg``, ``.png``, ``.pdf`` 
 Graphviz's ``dot``; ``.dot``/``.gv`` write the DOT text and need nothing). ``--stage all``
 writes one file per stage: ``OUT-00-original.svg``, ``OUT-01-<pass>.svg``, ...
 ``--plan PLAN.json`` draws a plan read from a file (e.g. one ``fusionlab import`` made
-from a real engine) against MODEL instead of predicting one.
+from a real engine) against MODEL instead of predicting one. ``--build BACKEND`` builds
+MODEL (``rtx``: TensorRT-RTX, no GPU needed) and draws the diff of the prediction with the
+engine's layers, as ``fusionlab diff -o``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionlab.api import read_plan
-from fusionlab.cli.args import add_model_args, add_target_args, input_files
+from fusionlab.cli.args import add_model_args, add_target_args, chosen_target, input_files, read_actual
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import ORIGINAL, predict
 from fusionlab.ir.graph import load
@@ -52,7 +54,10 @@ def register(sub: Any) -> None:
                     "OUT-00-original.svg, OUT-01-<pass>.svg, ...).",
     )
     add_model_args(p)
-    add_target_args(p)
+    add_target_args(p, builds=True)
+    p.add_argument("--build", metavar="BACKEND", choices=("rtx", "tensorrt", "auto"),
+                   help="build MODEL (rtx: TensorRT-RTX, no GPU needed; tensorrt; auto) and draw the "
+                        "diff of the prediction with the engine's layers")
     p.add_argument("--stage", default="plan", metavar="STAGE",
                    help="original, a pass of the target, plan (the last stage; default) or all")
     p.add_argument("--plan", metavar="PLAN.json", dest="plan_file",
@@ -93,6 +98,22 @@ def run(args: argparse.Namespace) -> int:
     limit = args.max_boxes
     protect = input_files(args)
     out = Path(args.output)
+    if args.build:
+        if args.plan_file or args.stage != "plan":
+            raise FusionlabError("--build draws the diff with the built engine; it takes no --plan or --stage")
+        from fusionlab.api import diff
+        from fusionlab.render.dot import diff_to_dot
+
+        actual, modelled = read_actual(args, g)
+        args.target = chosen_target(args, modelled)
+        d = diff(predict(g, args.target, args.precision), actual)
+        title = args.title or f"{g.name}: target {args.target} vs {actual.source}"
+        dot = diff_to_dot(g, d, title=title, members=not args.compact, expand=args.expand, **options)
+        _check_size(dot, limit, fmt)
+        render_file(dot, out, protect=protect)
+        print(f"wrote {out} (exact match {d.metrics.exact_matches}/{d.metrics.engine_layers} engine layers)")
+        return 0
+    args.target = chosen_target(args, None)
     if args.plan_file:
         if args.stage != "plan":
             raise FusionlabError("--plan draws the plan in the file; --stage applies to predictions")

@@ -628,6 +628,12 @@ def _kind(layer: EngineLayer) -> Kind:
     return Kind.UNKNOWN
 
 
+def _stream_of(layer: EngineLayer) -> int | None:
+    """``StreamId`` of a detailed layer (TensorRT 10+, TensorRT-RTX), else None."""
+    value = layer.raw.get("StreamId") if layer.raw else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _region_name(layer: EngineLayer, nodes: Sequence[str]) -> str:
     """A region grouped from kernels (:func:`group_myelin_kernels`) is named after its first
     and last ONNX node in graph order; every other layer keeps its engine name."""
@@ -699,6 +705,7 @@ def engine_info_to_plan(
             outputs=tuple(t.name for t in x.outputs),
             branches=_branches(x.name, nodes, names),
             engine_type=x.layer_type,
+            stream=_stream_of(x),
         )
         for x, nodes in zip(info.layers, named, strict=True)
     )
@@ -740,6 +747,7 @@ def _apply_extras(plan: Plan, extras: Mapping[str, Any]) -> Plan:
             return plan
         time_ms = row.get("time_ms")
         kind = row.get("kind")
+        stream = row.get("stream", layer.stream)
         branches = row.get("branches")
         nodes = row.get("nodes")
         layers.append(
@@ -755,6 +763,7 @@ def _apply_extras(plan: Plan, extras: Mapping[str, Any]) -> Plan:
                 else (layer.engine_type if kind is None else None),
                 branches=tuple(tuple(str(n) for n in b) for b in branches if isinstance(b, list))
                 if isinstance(branches, list) else layer.branches,
+                stream=stream if isinstance(stream, int) and not isinstance(stream, bool) else layer.stream,
             )
         )
     version = schema_version(extras.get("schema")) or 2
@@ -927,6 +936,8 @@ def plan_extras(plan: Plan, *, nodes: bool = False) -> dict[str, Any]:
         }
         if nodes:
             row["nodes"] = list(layer.nodes)
+        if layer.stream is not None:
+            row["stream"] = layer.stream
         rows.append(row)
     return {
         "schema": SCHEMA,

@@ -812,7 +812,9 @@ def to_plan(log: BuildLog, graph: Graph | None = None, *, builder: str, what: st
     return replace(plan, source=source_of(builder))
 
 
-def layer_info(log: BuildLog, graph: Graph | None = None, *, builder: str, what: str = "build") -> dict[str, Any]:
+def layer_info(
+    log: BuildLog, graph: Graph | None = None, *, builder: str, what: str = "build", plan: Plan | None = None
+) -> dict[str, Any]:
     """The build's layers as engine layer information JSON, in TensorRT 11.x's layout.
 
     ``Layers`` (every kernel, sync layers included: ``Name``, ``LayerType``, ``Inputs`` and
@@ -821,9 +823,10 @@ def layer_info(log: BuildLog, graph: Graph | None = None, *, builder: str, what:
     ``I/O Tensors``, and ``fusionlab``: the plan's extras (source, builder, nodes of each
     layer, eliminated nodes), the passes, the memory lines and totals.
     :func:`~fusionlab.formats.layer_info.read_layer_info` reads it back to :func:`to_plan`'s
-    plan.
+    plan (``plan``: that plan, when the caller has it already).
     """
-    plan = to_plan(log, graph, builder=builder, what=what)
+    if plan is None:
+        plan = to_plan(log, graph, builder=builder, what=what)
     extras = plan_extras(plan, nodes=True)
     extras[KERNEL_LAYERS_KEY] = True
     extras["builder"] = builder
@@ -838,6 +841,34 @@ def layer_info(log: BuildLog, graph: Graph | None = None, *, builder: str, what:
     }
 
 
-def layer_info_json(log: BuildLog, graph: Graph | None = None, *, builder: str, what: str = "build") -> str:
+def layer_info_json(
+    log: BuildLog, graph: Graph | None = None, *, builder: str, what: str = "build", plan: Plan | None = None
+) -> str:
     """:func:`layer_info` as strict JSON text (one space indent, as the other writers)."""
-    return dumps_json(layer_info(log, graph, builder=builder, what=what), indent=1)
+    return dumps_json(layer_info(log, graph, builder=builder, what=what, plan=plan), indent=1)
+
+
+UNKNOWN_BUILDER = "TensorRT-RTX"
+"""The builder named for a saved build log: the log does not print its version."""
+
+
+def is_build_log(text: str) -> bool:
+    """Whether ``text`` is a build log in the dump format (:func:`dump_text`).
+
+    >>> is_build_log("===== Severity.INFO\\nhello\\n"), is_build_log('{"Layers": []}')
+    (True, False)
+    """
+    return text.startswith("===== Severity.")
+
+
+def read_engine_layers(source: Source, graph: Graph | None = None) -> Plan:
+    """The actual plan from engine layer information JSON (any TensorRT, through
+    :func:`~fusionlab.formats.layer_info.read_layer_info`) or from a saved TensorRT-RTX
+    build log (the dump format; its builder named :data:`UNKNOWN_BUILDER`)."""
+    from fusionlab.formats.common import read_source
+    from fusionlab.formats.layer_info import read_layer_info
+
+    text, where = read_source(source)
+    if is_build_log(text):
+        return to_plan(parse_dump(text), graph, builder=UNKNOWN_BUILDER, what=where)
+    return read_layer_info(source, graph)

@@ -310,3 +310,26 @@ def get(name: str) -> Target:
         return TARGETS[name]
     except KeyError:
         raise FusionlabError(f"unknown target {name!r} (known: {', '.join(TARGETS)})") from None
+
+
+def target_for_backend(flavor: str, version: str | None = None) -> str:
+    """The target that models what a TensorRT backend builds (``--target``'s default for
+    ``--build``): ``rtx`` for TensorRT-RTX (``trt11``, the strongly typed rules, where no
+    ``rtx`` target is defined), ``trt11``/``trt10``/``trt8`` for TensorRT by major version.
+
+    >>> target_for_backend("tensorrt", "10.13.0.35"), target_for_backend("tensorrt", "11.0")
+    ('trt10', 'trt11')
+    >>> target_for_backend("rtx", "1.7.1.116") in ("rtx", "trt11")
+    True
+    """
+    from packaging.version import InvalidVersion, Version
+
+    if flavor == "rtx":
+        return "rtx" if "rtx" in TARGETS else "trt11"
+    if flavor != "tensorrt":
+        raise FusionlabError(f"unknown TensorRT flavour {flavor!r}")
+    try:
+        major = Version(version or "").major
+    except InvalidVersion:
+        return DEFAULT
+    return "trt11" if major >= 11 else "trt10" if major >= 10 else "trt8" if major >= 8 else "classic"

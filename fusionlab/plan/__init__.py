@@ -112,6 +112,9 @@ class Layer:
     """Nodes of :attr:`nodes` that another layer owns and this one computes too (a
     convolution's bias moved into the next kernel, one of several kernels of one node);
     empty for most layers, always empty in actual plans (which name no owner)."""
+    stream: int | None = None
+    """The engine stream that runs an actual layer (the inspector's or TensorRT-RTX's
+    ``StreamId``: 0 the main stream, others auxiliary streams); None when not known."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, Kind):

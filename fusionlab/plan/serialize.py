@@ -30,14 +30,15 @@ LAYER_KEYS = (
     "name", "kind", "engine_type", "nodes", "branches", "absorbed", "rule", "inputs", "outputs",
     "time_ms",
 )
-OPTIONAL_LAYER_KEYS = ("shared",)
-"""Layer keys written after ``LAYER_KEYS`` only when not empty (``shared``: nodes another
-layer owns and this one computes too), so plans without them read as before."""
+OPTIONAL_LAYER_KEYS = ("stream", "shared")
+"""Written after ``LAYER_KEYS`` only when known or not empty: an actual layer's engine
+``stream``; ``shared``, the nodes another layer owns and this one computes too."""
 
 
 def layer_to_dict(layer: Layer) -> dict[str, Any]:
-    """A layer as plain JSON-ready data, keys in ``LAYER_KEYS`` order (then ``shared`` if any)."""
-    return {
+    """A layer as plain JSON-ready data, keys in ``LAYER_KEYS`` order (then
+    ``OPTIONAL_LAYER_KEYS`` that are known)."""
+    out: dict[str, Any] = {
         "name": layer.name,
         "kind": layer.kind.value,
         "engine_type": layer.engine_type,
@@ -48,8 +49,12 @@ def layer_to_dict(layer: Layer) -> dict[str, Any]:
         "inputs": list(layer.inputs),
         "outputs": list(layer.outputs),
         "time_ms": layer.time_ms,
-        **({"shared": list(layer.shared)} if layer.shared else {}),
     }
+    if layer.stream is not None:
+        out["stream"] = layer.stream
+    if layer.shared:
+        out["shared"] = list(layer.shared)
+    return out
 
 
 def eliminations_to_dict(plan: Plan) -> dict[str, Any]:
@@ -183,6 +188,14 @@ def eliminations_from(data: Any, version: int) -> dict[str, Elimination]:
     return out
 
 
+def _stream(value: Any, i: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FusionlabError(f"plan JSON: layer {i} stream must be a whole number or null")
+    return value
+
+
 def plan_from_dict(data: Any) -> Plan:
     """Read a ``fusionlab.plan/2`` (or ``/1``) document; raises FusionlabError otherwise.
 
@@ -223,6 +236,7 @@ def plan_from_dict(data: Any) -> Plan:
                 branches=_branches(raw, i) if version == 2 else _v1_branches(raw["name"], nodes, rule),
                 engine_type=engine_type,
                 shared=_strs(raw.get("shared", []), f"layer {i} shared"),
+                stream=_stream(raw.get("stream"), i),
             )
         )
     batch = data.get("batch")

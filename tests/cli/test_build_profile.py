@@ -184,23 +184,12 @@ def test_profile_without_a_gpu_is_one_line(
     line = one_error_line(capsys, main(["profile", str(engine), "--backend", "rtx"]))
     assert "cuda-python" in line or "GPU" in line
     assert "not built by fusionlab" in caplog.text
-    line = one_error_line(
-        capsys,
-        main(
-            [
-                "build",
-                str(inception),
-                "--backend",
-                "rtx",
-                "--batch",
-                "1",
-                "--no-progress",
-                "--export-layer-info",
-                str(tmp_path / "l.json"),
-            ]
-        ),
-    )
-    assert "cuda-python" in line or "GPU" in line
+    # the layers need no GPU with TensorRT-RTX: they come from its build log
+    layers = tmp_path / "l.json"
+    args = ["build", str(inception), "--backend", "rtx", "--batch", "1", "--no-progress",
+            "--export-layer-info", str(layers)]
+    assert main(args) == 0
+    assert "build log" in capsys.readouterr().out and json.loads(layers.read_text())["Layers"]
 
 
 @pytest.mark.tensorrt

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import random
-import subprocess
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -226,63 +224,14 @@ def kernels(plan: Plan) -> Counter[frozenset[str]]:
     return Counter(frozenset(layer.nodes) for layer in plan.layers if layer.nodes)
 
 
-_BUILD = r"""
-import gc, importlib, sys
-for name in ("tensorrt_rtx", "tensorrt_rtx_bindings"):
-    try:
-        trt = importlib.import_module(name)
-        break
-    except ImportError:
-        pass
-out = open(sys.argv[2], "w", encoding="utf-8", newline="")
-class Logger(trt.ILogger):
-    def __init__(self):
-        trt.ILogger.__init__(self)
-    def log(self, severity, msg):  # streamed: a builder crash leaves what came before
-        out.write(f"===== Severity.{str(severity).split('.')[-1]}\n{msg}\n")
-        out.flush()
-logger = Logger()
-logger.min_severity = trt.ILogger.Severity.VERBOSE
-gc.disable()  # a collection inside the logger callback deadlocks the builder
-builder = trt.Builder(logger)
-network = builder.create_network(0)
-parser = trt.OnnxParser(network, logger)
-if not parser.parse_from_file(sys.argv[1]):
-    sys.exit(3)
-config = builder.create_builder_config()
-config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-sys.exit(0 if builder.build_serialized_network(network, config) is not None else 4)
-"""
-
-
-def _build_log_plan(path: Path) -> Plan:
-    """Build ``path`` with TensorRT-RTX in a child process (a builder crash must not take the
-    tests with it) and read its layers from the build log (:mod:`fusionlab.formats.rtx_log`)."""
-    from fusionlab.formats import rtx_log
-    from fusionlab.ir.graph import load
-
-    dump = path.with_suffix(".log")
-    done = subprocess.run([sys.executable, "-c", _BUILD, str(path), str(dump)], capture_output=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"TensorRT-RTX build failed (exit {done.returncode})")
-    log = rtx_log.read_dump(dump)
-    return rtx_log.to_plan(log, load(path, batch=1), builder="TensorRT-RTX")
-
-
 def engine_plan(model: onnx.ModelProto) -> Plan:
-    """The actual plan of ``model`` built by TensorRT-RTX at batch 1 (skips without it):
-    ``fusionlab.backends.rtx.build_actual`` where this checkout has it, else a build in a child
-    process read by :mod:`fusionlab.formats.rtx_log`."""
+    """The actual plan of ``model`` built by TensorRT-RTX at batch 1
+    (``fusionlab.backends.rtx.build_actual``); skips where TensorRT-RTX is not installed."""
     if not any(importlib.util.find_spec(m) for m in ("tensorrt_rtx", "tensorrt_rtx_bindings")):
         pytest.skip("TensorRT-RTX is not installed (the `rtx` extra)")
-    try:
-        from fusionlab.backends import rtx  # type: ignore[attr-defined]
-    except ImportError:
-        rtx = None
+    from fusionlab.backends.rtx import build_actual
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         onnx.save(model, path)
-        if rtx is None or not hasattr(rtx, "build_actual"):
-            return _build_log_plan(path)
-        plan: Plan = rtx.build_actual(path, batch=1).plan
-        return plan
+        return build_actual(path, batch=1).plan

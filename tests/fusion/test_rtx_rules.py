@@ -2,7 +2,8 @@
 
 Each case is built in code (a few nodes); ``test_prediction`` checks the predicted kernels
 (multisets of node sets: an LRN is three kernels), ``test_live`` builds the case with
-TensorRT-RTX's CPU builder and checks that the engine has exactly those kernels. The
+TensorRT-RTX's CPU builder (``fusionlab.backends.rtx.build_actual``) and checks that the
+engine has exactly those kernels. The
 case names of the research builds each case repeats are in the rule's docstring.
 """
 
