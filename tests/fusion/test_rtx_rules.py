@@ -3,8 +3,8 @@
 Each case is built in code (a few nodes); ``test_prediction`` checks the predicted kernels
 (multisets of node sets: an LRN is three kernels), ``test_live`` builds the case with
 TensorRT-RTX's CPU builder (``fusionlab.backends.rtx.build_actual``) and checks that the
-engine has exactly those kernels. The
-case names of the research builds each case repeats are in the rule's docstring.
+engine has exactly those kernels. The case names of the research builds each case repeats
+are in the rule's docstring.
 """
 
 from __future__ import annotations
