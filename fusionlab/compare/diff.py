@@ -1,8 +1,9 @@
 """Predicted vs actual: which layers match, which split or merged, and why.
 
-Layers are matched by the ONNX nodes they compute, never by name or position. Predicted
-and actual layers that share a node form one component of a bipartite graph; each
-component is classified:
+Layers are matched by the ONNX nodes they compute, never by name or position. Layers with
+identical node sets pair first (a node may be computed by several layers on either side:
+TensorRT-RTX's kernels); the other predicted and actual layers that share a node form one
+component of a bipartite graph; each component is classified:
 
 - ``matched``: one predicted and one actual layer over the same nodes;
 - ``split``: one predicted layer is several engine layers (a predicted fusion was lost);
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,6 +48,7 @@ import networkx as nx
 
 from fusionlab.fusion import qdq
 from fusionlab.fusion.passes import RULES, Rejection
+from fusionlab.fusion.targets import DEFAULT, TARGETS
 from fusionlab.plan import Elimination, How, Layer, Plan
 
 if TYPE_CHECKING:
@@ -186,23 +188,45 @@ def _siblings(a: Layer, b: Layer, joined: Layer) -> bool:
     return joined.merged or bool(set(a.inputs) & set(b.inputs))
 
 
-def rule_between(ops_a: set[str], ops_b: set[str], *, siblings: bool) -> str:
+def family(passes: Iterable[str] | None = None) -> frozenset[str]:
+    """The rules of every target that runs one of ``passes`` (default: the default target's):
+    the rules a miss of such a prediction can be blamed on. The CASK targets (classic, trt8,
+    trt10, trt11) are one family, TensorRT-RTX's ``rtx_*`` rules another.
+
+    >>> "fuse_conv_add" in family(), "rtx_conv_add" in family(), "fuse_conv_add" in family(["rtx_concat"])
+    (True, False, False)
+    """
+    wanted = set(TARGETS[DEFAULT].passes if passes is None else passes)
+    return frozenset(p for t in TARGETS.values() if wanted & set(t.passes) for p in t.passes) | wanted
+
+
+def rule_between(ops_a: set[str], ops_b: set[str], *, siblings: bool, among: Iterable[str] | None = None) -> str:
     """The rule whose job it is to join a layer of ``ops_a`` and one of ``ops_b``: among the
-    rules whose ``joins`` match, the most specific (the join that covers fewest op pairs).
+    rules (of ``among``, default :func:`family`) whose ``joins`` match, the most specific
+    (the join that covers fewest op pairs).
 
     >>> rule_between({"Conv"}, {"Add"}, siblings=False), rule_between({"Conv"}, {"Relu"}, siblings=False)
     ('fuse_conv_add', 'fuse_conv_activation')
     >>> rule_between({"Conv", "Relu"}, {"Conv", "Relu"}, siblings=True)
     'merge_siblings'
+    >>> rule_between({"Conv"}, {"BatchNormalization", "Relu"}, siblings=False, among=family(["rtx_lrn"]))
+    'rtx_share_bias'
     """
-    found = [(join.breadth, name) for name, rule in RULES.items() for join in rule.joins
+    names = family() if among is None else frozenset(among)
+    found = [(join.breadth, name) for name, rule in RULES.items() if name in names for join in rule.joins
              if join.matches(ops_a, ops_b, siblings=siblings)]
     return min(found)[1] if found else "unknown"
 
 
-def rule_eliminating(op: str) -> str | None:
-    """The rule that removes nodes of ``op`` from the engine, if any."""
-    return next((name for name, rule in RULES.items() if op in rule.eliminates), None)
+def rule_eliminating(op: str, among: Iterable[str] | None = None) -> str | None:
+    """The rule (of ``among``, default :func:`family`) that removes nodes of ``op`` from the
+    engine, if any.
+
+    >>> rule_eliminating("Dropout"), rule_eliminating("Dropout", among=family(["rtx_lrn"]))
+    ('eliminate_noops', 'rtx_eliminate')
+    """
+    names = family() if among is None else frozenset(among)
+    return next((name for name, rule in RULES.items() if name in names and op in rule.eliminates), None)
 
 
 class _Explainer:
@@ -214,6 +238,7 @@ class _Explainer:
         self.ops = ops
         self.rejections = list(rejections)
         self.passes = set(target_passes)
+        self.family = family(self.passes)
 
     def _ops(self, layer: Layer) -> set[str]:
         return {self.ops.get(n, "?") for n in layer.nodes}
@@ -227,7 +252,9 @@ class _Explainer:
 
     def merged(self, engine: Layer, predicted: list[Layer]) -> Finding:
         first, second = predicted[0], predicted[1]
-        rule = rule_between(self._ops(first), self._ops(second), siblings=_siblings(first, second, engine))
+        rule = rule_between(
+            self._ops(first), self._ops(second), siblings=_siblings(first, second, engine), among=self.family
+        )
         joined = " and ".join(repr(p.name) for p in predicted)
         hazard = f"the engine fused {engine.name!r}; the prediction kept {joined} apart"
         rejection = self._rejection(rule, set(engine.nodes))
@@ -282,6 +309,51 @@ class _Explainer:
         )
 
 
+def _components(predicted: Plan, actual: Plan,
+                known: Callable[[Layer], frozenset[str]] = lambda layer: frozenset(layer.nodes),
+                ) -> list[set[tuple[str, int]]]:
+    """Predicted (``("p", i)``) and actual (``("a", j)``) layers grouped for classifying,
+    ordered by their first engine layer. A predicted layer is paired by ``known(layer)``:
+    its nodes the engine's names can confirm (all, unless the engine names some nowhere).
+
+    Layers may share nodes on either side (TensorRT-RTX lists a node in several kernels).
+    First, layers with identical node sets are paired one to one, in plan order (the node
+    sets taken as a multiset: three engine kernels of one LRN pair with three predicted
+    ones); then the remaining layers form the connected components of the bipartite graph
+    in which a predicted and an actual layer are joined when they share a node. For plans in
+    which each node is in one layer this is exactly the components of that graph.
+    """
+    unpaired_p: dict[frozenset[str], list[int]] = {}
+    for i, layer in enumerate(predicted.layers):
+        if layer.nodes:
+            unpaired_p.setdefault(known(layer), []).append(i)
+    paired_p: set[int] = set()
+    comps: list[set[tuple[str, int]]] = []
+    rest_a: list[int] = []
+    for j, layer in enumerate(actual.layers):
+        if not layer.nodes:
+            continue
+        same = unpaired_p.get(frozenset(layer.nodes))
+        if same:
+            i = same.pop(0)
+            paired_p.add(i)
+            comps.append({("p", i), ("a", j)})
+        else:
+            rest_a.append(j)
+    bip: nx.Graph = nx.Graph()
+    bip.add_nodes_from(("p", i) for i, layer in enumerate(predicted.layers)
+                       if layer.nodes and i not in paired_p)
+    bip.add_nodes_from(("a", j) for j in rest_a)
+    owners_p = predicted.node_to_layers()
+    for j in rest_a:
+        for n in actual.layers[j].nodes:
+            for i in owners_p.get(n, ()):
+                if i not in paired_p:
+                    bip.add_edge(("p", i), ("a", j))
+    comps.extend(nx.connected_components(bip))
+    return sorted(comps, key=lambda c: min(c)[1] if min(c)[0] == "a" else 10**9)
+
+
 def compare(
     predicted: Plan,
     actual: Plan,
@@ -300,35 +372,22 @@ def compare(
     if ops is None and graph is not None:
         ops = {n.name: n.op for n in graph.nodes()}
     explainer = _Explainer(
-        ops or {}, rejections, target_passes if target_passes is not None else RULES
+        ops or {}, rejections, target_passes if target_passes is not None else family()
     )
-    bip: nx.Graph = nx.Graph()
-    for i, layer in enumerate(predicted.layers):
-        if layer.nodes:
-            bip.add_node(("p", i))
-    for j, layer in enumerate(actual.layers):
-        if layer.nodes:
-            bip.add_node(("a", j))
-    owner_p = predicted.node_to_layer()
-    for j, layer in enumerate(actual.layers):
-        for n in layer.nodes:
-            if n in owner_p:
-                bip.add_edge(("p", owner_p[n]), ("a", j))
     unnamed = frozenset(n for n, e in actual.eliminated.items() if e.how is How.UNNAMED)
 
     def known(layer: Layer) -> frozenset[str]:
         """A predicted layer's nodes that the engine's names can confirm or deny."""
         return frozenset(layer.nodes) - unnamed
 
+    components = _components(predicted, actual, known)
     matches: list[LayerMatch] = []
     findings: list[Finding] = []
     inside: list[str] = []
-    for comp in sorted(
-        nx.connected_components(bip), key=lambda c: min(c)[1] if min(c)[0] == "a" else 10**9
-    ):
+    for comp in components:
         ps = [predicted.layers[i] for side, i in sorted(comp) if side == "p"]
         acts = [actual.layers[j] for side, j in sorted(comp) if side == "a"]
-        nodes = tuple(n for layer in acts or ps for n in layer.nodes)
+        nodes = tuple(dict.fromkeys(n for layer in acts or ps for n in layer.nodes))
         if len(ps) == 1 and len(acts) == 1 and known(ps[0]) == set(acts[0].nodes):
             status: Status = "matched"
             inside.extend(n for n in ps[0].nodes if n in unnamed)
@@ -386,7 +445,7 @@ def compare(
                     f"the engine removed {node!r}; the prediction kept it",
                     "TensorRT absorbed or folded this node",
                     "usually harmless: a no-op the rules do not know",
-                    rule_eliminating(op) if op else None,
+                    rule_eliminating(op, explainer.family) if op else None,
                 )
             )
         else:

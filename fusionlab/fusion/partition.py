@@ -201,9 +201,9 @@ class Work:
     def external_outputs(self, index: int) -> list[str]:
         """Tensors a layer's nodes write that a node outside the layer reads, or graph outputs."""
         layer = self.layer(index)
-        inside = set(layer.nodes)
+        inside = set(layer.owned)
         outs: list[str] = []
-        for n in layer.nodes:
+        for n in layer.owned:
             for t in self.graph.node(n).outputs:
                 if not t:
                     continue
@@ -214,9 +214,9 @@ class Work:
     def external_inputs(self, index: int) -> list[str]:
         """Data tensors a layer's nodes read that no node of the layer writes (resolved)."""
         layer = self.layer(index)
-        produced = {t for n in layer.nodes for t in self.graph.node(n).outputs}
+        produced = {t for n in layer.owned for t in self.graph.node(n).outputs}
         seen: list[str] = []
-        for n in layer.nodes:
+        for n in layer.owned:
             for t in self.data_inputs(n):
                 if t not in produced and t not in seen:
                     seen.append(t)
@@ -351,6 +351,17 @@ class Work:
                 self._changed.add(p)
         if same_as is not None and same_as in self.owner:
             self._changed.add(self.owner[same_as])  # its outputs have more readers now
+
+    def share(self, index: int, nodes: Iterable[str]) -> Layer:
+        """Let layer ``index`` compute ``nodes`` too, which other layers own (they join its
+        ``nodes`` and ``shared``; ownership, and so the fused graph, does not change)."""
+        old = self.layer(index)
+        extra = tuple(n for n in dict.fromkeys(nodes) if n not in old.nodes)
+        assert all(n in self.owner for n in extra), f"share {extra}: a node no layer owns"
+        layer = replace(old, nodes=old.nodes + extra, shared=old.shared + extra)
+        self.layers[index] = layer
+        self._edited = True
+        return layer
 
     def insert_after(self, index: int, layer: Layer) -> None:
         """Add an engine-made layer (no ONNX nodes) right after layer ``index``."""
@@ -560,7 +571,7 @@ def _topological(graph: Graph, plan: Plan) -> tuple[list[int], dict[int, set[int
             preds.setdefault(b, []).append(a)
     for i, layer in enumerate(plan.layers):
         if layer.nodes:
-            keys[i] = float(min(position[n] for n in layer.nodes))
+            keys[i] = float(min(position[n] for n in layer.owned or layer.nodes))
     for i, layer in enumerate(plan.layers):
         if not layer.nodes:
             before = [keys[p] for p in preds.get(i, ()) if p in keys]

@@ -1,8 +1,9 @@
 """Run a target's passes over a graph: the predicted plan, every stage, and why.
 
 The manager checks after every pass that the plan is still a partition of the graph's
-nodes and that its quotient graph is acyclic; a violation is a bug in that pass and the
-error names it and the passes before it.
+nodes (each node owned by one layer; other layers may share it, see ``Layer.shared``) and
+that its quotient graph is acyclic; a violation is a bug in that pass and the error names
+it and the passes before it.
 
 >>> from fusionlab.ir.graph import load
 >>> from onnx import helper, TensorProto, numpy_helper
@@ -131,10 +132,13 @@ class Prediction:
 
 def check_plan(graph: Graph, plan: Plan) -> str | None:
     """Why ``plan`` is not a valid partition of ``graph`` with an acyclic quotient, or None."""
-    counts = Counter(n for layer in plan.layers for n in layer.nodes)
+    counts = Counter(n for layer in plan.layers for n in layer.owned)
     twice = [n for n, c in counts.items() if c > 1]
     if twice:
         return f"nodes in more than one layer: {twice[:5]}"
+    unowned = {n for layer in plan.layers for n in layer.shared} - set(counts)
+    if unowned:
+        return f"shared nodes no layer owns: {sorted(unowned)[:5]}"
     both = set(counts) & set(plan.eliminated)
     if both:
         return f"nodes both in a layer and eliminated: {sorted(both)[:5]}"

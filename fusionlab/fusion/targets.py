@@ -9,7 +9,7 @@ chains fuse. Passes read these fields; nothing else branches on a version.
 ['Clip', 'Relu']
 >>> get("nope")
 Traceback (most recent call last):
-fusionlab.errors.FusionlabError: unknown target 'nope' (known: classic, trt8, trt10, trt11)
+fusionlab.errors.FusionlabError: unknown target 'nope' (known: classic, trt8, trt10, trt11, rtx)
 """
 
 from __future__ import annotations
@@ -278,6 +278,25 @@ _MODERN_DIFFERENCES = (
     f"merges sibling convolutions of any kernel size, not only 1x1 ({HORIZONTAL_8})",
 )
 
+RTX_BUILDS = (
+    "live TensorRT-RTX 1.7.1.116 builds on its CPU builder (micro-networks named in each rtx_* pass; "
+    "inception3a, googlenet, googlenet-caffe, resnet18, resnet50, mobilenetv2; random CNN DAGs)"
+)
+RTX_PASSES = (
+    "rtx_eliminate",
+    "rtx_conv_activation",
+    "rtx_conv_add",
+    "rtx_concat",
+    "rtx_concat_pool",
+    "rtx_pointwise",
+    "rtx_runtime_fusion",
+    "rtx_share_bias",
+    "rtx_gemm",
+    "rtx_lrn",
+)
+"""TensorRT-RTX's rules (fusionlab/fusion/passes/rtx_*.py): they decide together, in the
+builder's order (``rtx_kit.analyse``); each pass forms the kernels of its rule."""
+
 _IMPLICIT_INT8 = frozenset({"int8"})
 """Implicit (calibrated) INT8: a builder precision in TensorRT 8 and 10, gone in 11."""
 
@@ -382,6 +401,33 @@ TARGETS: Mapping[str, Target] = {
             myelin=_myelin.TRT11,
             fc_ops=frozenset(),
             qdq=QDQ_TRT11,
+        ),
+        Target(
+            name="rtx",
+            versions="TensorRT-RTX 1.7",
+            description=(
+                "TensorRT-RTX: the whole network goes to Myelin; its kernels (correlation, "
+                "runtime_fusion, kgen, runtime_function, pooling, gemm, deconv), checked live"
+            ),
+            passes=RTX_PASSES,
+            conv_activations={"fp32": frozenset({"Relu", "Sigmoid", "Tanh", "Clip"})},
+            activation_producers=frozenset({"Conv", "ConvTranspose"}),
+            pointwise_ops=_POINTWISE,
+            horizontal_kernels="1x1",
+            sources={
+                "everything goes to Myelin (one ForeignNode; the Layers message lists its kernels)": RTX_BUILDS,
+                "rules R0-R12, one rtx_* pass each, with the micro-builds that show them": RTX_BUILDS,
+                "strongly typed: reduced precision only from the model's types": (
+                    "TensorRT-RTX documentation, Working with quantized types, "
+                    "https://docs.nvidia.com/deeplearning/tensorrt-rtx/latest/inference-library/work-quantized-types.html"
+                ),
+            },
+            differences=(
+                "CASK convolutions take only a native activation (Relu, Sigmoid, Tanh, Clip(0, 6)) or a "
+                f"residual Add; other epilogues are JIT runtime fusions or generated kgens ({RTX_BUILDS})",
+                f"sibling convolutions are never merged; concats are in place or copy kernels ({RTX_BUILDS})",
+                f"a node may be in several kernels: a moved bias, an LRN's three kernels ({RTX_BUILDS})",
+            ),
         ),
     )
 }

@@ -8,12 +8,23 @@ vocabulary (:class:`~fusionlab.plan.kinds.Kind`) with TensorRT's own ``LayerType
 beside it (:attr:`Layer.engine_type`). Names are TensorRT-style text for people.
 Plans serialize to fusionlab's versioned JSON (:mod:`fusionlab.plan.serialize`).
 
+One ONNX node may be computed by several layers (TensorRT-RTX: a convolution whose bias
+moves into the next generated kernel is listed by both; an LRN is three kernels). Every
+layer lists all the nodes it computes in :attr:`Layer.nodes`; in a predicted plan, all but
+one of them name the node in :attr:`Layer.shared`, so each node still has one *owner*
+(:meth:`Plan.node_to_layer`, the partition that passes and the fused graph work on), and
+:meth:`Plan.node_to_layers` gives every layer that computes it.
+
 >>> conv = Layer("Conv_0 + Relu_1", Kind.CONVOLUTION, ("Conv_0", "Relu_1"), "fuse_conv_activation")
 >>> p = Plan(layers=(conv,), eliminated={"Flatten_2": Elimination(How.ABSORBED, "read by Gemm_3")})
 >>> p.layer_of("Relu_1").name, p.eliminated["Flatten_2"].how.value
 ('Conv_0 + Relu_1', 'absorbed')
 >>> join_branches(["a + b", "c + d"])
 'a + b || c + d'
+>>> kgen = Layer("bn + conv", Kind.POINTWISE, ("bn", "conv"), shared=("conv",))
+>>> two = Plan((Layer("conv", Kind.CONVOLUTION, ("conv",)), kgen))
+>>> two.node_to_layer()["conv"], two.node_to_layers()["conv"], kgen.owned
+(0, (0, 1), ('bn',))
 """
 
 from __future__ import annotations
@@ -106,6 +117,10 @@ class Layer:
     engine_type: str | None = None
     """TensorRT's own ``LayerType`` for an actual engine layer (``CaskConvolution``, ``kgen``
     ...); None for predicted layers."""
+    shared: tuple[str, ...] = ()
+    """Nodes of :attr:`nodes` that another layer owns and this one computes too (a
+    convolution's bias moved into the next kernel, one of several kernels of one node);
+    empty for most layers, always empty in actual plans (which name no owner)."""
     stream: int | None = None
     """The engine stream that runs an actual layer (the inspector's or TensorRT-RTX's
     ``StreamId``: 0 the main stream, others auxiliary streams); None when not known."""
@@ -118,6 +133,14 @@ class Layer:
     def inserted(self) -> bool:
         """True for a layer the engine added that computes no ONNX node (copy, reformat)."""
         return not self.nodes
+
+    @property
+    def owned(self) -> tuple[str, ...]:
+        """The nodes this layer owns: :attr:`nodes` less :attr:`shared`."""
+        if not self.shared:
+            return self.nodes
+        shared = set(self.shared)
+        return tuple(n for n in self.nodes if n not in shared)
 
     @property
     def merged(self) -> bool:
@@ -138,15 +161,24 @@ class Plan:
     model: str | None = None
 
     def layer_of(self, node: str) -> Layer | None:
-        """The layer that computes ``node``, or None (eliminated or unknown)."""
+        """The layer that owns ``node`` (computes it, not as a shared node), or None
+        (eliminated or unknown)."""
         for layer in self.layers:
-            if node in layer.nodes:
+            if node in layer.nodes and node not in layer.shared:
                 return layer
         return None
 
     def node_to_layer(self) -> dict[str, int]:
-        """ONNX node name -> index of the layer that computes it."""
-        return {n: i for i, layer in enumerate(self.layers) for n in layer.nodes}
+        """ONNX node name -> index of the layer that owns it (see :attr:`Layer.shared`)."""
+        return {n: i for i, layer in enumerate(self.layers) for n in layer.owned}
+
+    def node_to_layers(self) -> dict[str, tuple[int, ...]]:
+        """ONNX node name -> indexes of every layer that computes it, in plan order."""
+        found: dict[str, list[int]] = {}
+        for i, layer in enumerate(self.layers):
+            for n in dict.fromkeys(layer.nodes):
+                found.setdefault(n, []).append(i)
+        return {n: tuple(ix) for n, ix in found.items()}
 
     @property
     def covered(self) -> frozenset[str]:

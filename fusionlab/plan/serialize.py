@@ -30,8 +30,9 @@ LAYER_KEYS = (
     "name", "kind", "engine_type", "nodes", "branches", "absorbed", "rule", "inputs", "outputs",
     "time_ms",
 )
-OPTIONAL_LAYER_KEYS = ("stream",)
-"""Written after ``LAYER_KEYS`` only when known (an actual layer's engine stream)."""
+OPTIONAL_LAYER_KEYS = ("stream", "shared")
+"""Written after ``LAYER_KEYS`` only when known or not empty: an actual layer's engine
+``stream``; ``shared``, the nodes another layer owns and this one computes too."""
 
 
 def layer_to_dict(layer: Layer) -> dict[str, Any]:
@@ -51,6 +52,8 @@ def layer_to_dict(layer: Layer) -> dict[str, Any]:
     }
     if layer.stream is not None:
         out["stream"] = layer.stream
+    if layer.shared:
+        out["shared"] = list(layer.shared)
     return out
 
 
@@ -241,6 +244,7 @@ def plan_from_dict(data: Any) -> Plan:
                 time_ms=_number(raw.get("time_ms"), f"layer {i} time_ms"),
                 branches=_branches(raw, i) if version == 2 else _v1_branches(raw["name"], nodes, rule),
                 engine_type=engine_type,
+                shared=_strs(raw.get("shared", []), f"layer {i} shared"),
                 stream=_stream(raw.get("stream"), i),
             )
         )

@@ -84,3 +84,59 @@ def test_mismatch_and_eliminated_disagreements() -> None:
     assert diff_to_dict(d)["eliminated_disagreements"] == [
         {"node": "f", "predicted": {"how": "absorbed", "reason": "absorbed"}, "actual": None}]
     assert diff_to_dict(d)["schema"] == "fusionlab.diff/2"
+
+
+def test_layers_sharing_nodes_pair_by_identical_node_sets() -> None:
+    # TensorRT-RTX: conv is in its own kernel and in the kgen its bias moved to; an LRN is
+    # three kernels, each [lrn]. Identical node sets pair one to one, as a multiset.
+    #   x -> conv -> bn -> relu -> lrn
+    predicted = Plan((
+        Layer("conv", "Convolution", ("conv",), "unfused"),
+        Layer("bn + relu + conv", "PointWise", ("bn", "relu", "conv"), "rtx_pointwise", shared=("conv",)),
+        Layer("lrn", "LRN", ("lrn",), "unfused"),
+        Layer("lrn", "Pooling", ("lrn",), "rtx_lrn", shared=("lrn",)),
+        Layer("lrn", "PointWise", ("lrn",), "rtx_lrn", shared=("lrn",)),
+    ), target="rtx")
+    actual = Plan((
+        Layer("conv_myl0_0", "Convolution", ("conv",), engine_type="correlation"),
+        Layer("__myl_MulAddRelu_myl0_1", "PointWise", ("conv", "bn", "relu"), engine_type="kgen"),
+        Layer("__myl_Mul_myl0_2", "PointWise", ("lrn",), engine_type="kgen"),
+        Layer("lrn_pooling_myl0_3", "Pooling", ("lrn",), engine_type="avgpool"),
+        Layer("__myl_MulAddPowDiv_myl0_4", "PointWise", ("lrn",), engine_type="kgen"),
+        Layer("exit^bb^wait^0", "Sync"),
+    ), source="TensorRT-RTX build log")
+    d = compare(predicted, actual, target_passes=TARGETS["rtx"].passes)
+    assert [m.status for m in d.matches] == ["matched"] * 5
+    assert (d.metrics.exact_matches, d.metrics.engine_layers) == (5, 5)
+    assert d.metrics.pair_precision == d.metrics.pair_recall == 1.0
+    assert d.findings == ()
+
+
+def test_layers_sharing_nodes_left_over_form_components_over_all_owners() -> None:
+    # the engine kept the bias in the conv kernel: predicted kgen [bn relu conv] has no twin;
+    # it is a component with the engine's kgen [bn relu] (they share bn and relu)
+    predicted = Plan((
+        Layer("conv", "Convolution", ("conv",), "unfused"),
+        Layer("bn + relu + conv", "PointWise", ("bn", "relu", "conv"), "rtx_pointwise", shared=("conv",)),
+    ))
+    actual = Plan((
+        Layer("conv_myl0_0", "Convolution", ("conv",), engine_type="correlation"),
+        Layer("__myl_MulAddRelu_myl0_1", "PointWise", ("bn", "relu"), engine_type="kgen"),
+    ), source="TensorRT-RTX build log")
+    d = compare(predicted, actual, target_passes=TARGETS["rtx"].passes)
+    assert [(m.status, m.predicted, m.actual) for m in d.matches] == [
+        ("matched", ("conv",), ("conv_myl0_0",)),
+        ("mismatched", ("bn + relu + conv",), ("__myl_MulAddRelu_myl0_1",)),
+    ]
+    assert (d.metrics.exact_matches, d.metrics.engine_layers) == (1, 2)
+
+
+def test_rtx_misses_are_blamed_on_rtx_rules() -> None:
+    predicted = Plan((Layer("conv", "Convolution", ("conv",), "unfused"),
+                      Layer("relu", "PointWise", ("relu",), "rtx_pointwise")), target="rtx")
+    actual = Plan((Layer("conv_myl0_0", "Convolution", ("conv", "relu"), engine_type="correlation"),),
+                  source="TensorRT-RTX build log")
+    d = compare(predicted, actual, ops={"conv": "Conv", "relu": "Relu"}, target_passes=TARGETS["rtx"].passes)
+    assert [(f.status, f.rule) for f in d.findings] == [("merged", "rtx_conv_activation")]
+    trt = compare(predicted, actual, ops={"conv": "Conv", "relu": "Relu"}, target_passes=TARGETS["trt10"].passes)
+    assert [f.rule for f in trt.findings] == ["fuse_conv_activation"]

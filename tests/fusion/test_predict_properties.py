@@ -110,6 +110,8 @@ def test_renaming_and_reordering_do_not_change_groups(net: Net, target: str, see
     mapping = {a: f"n{b}" for a, b in zip(names, shuffled, strict=True)}
     renamed = groups(predict(load(_renamed(model, mapping)), target).plan)
     assert renamed == {frozenset(mapping[n] for n in group) for group in base}
+    if target == "rtx":
+        return  # TensorRT-RTX breaks ties by ONNX node order (rtx_conv_add, rtx_pointwise: resorder_* builds)
     reordered = groups(predict(load(_reordered(model, seed)), target).plan)
     assert reordered == base
 

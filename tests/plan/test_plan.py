@@ -130,3 +130,15 @@ def test_layer_kind_accepts_its_value_and_rejects_other_words() -> None:
     assert Layer("p", "Pooling").kind is Kind.POOLING
     with pytest.raises(ValueError):
         Layer("p", "CaskPooling")  # an engine type is not a kind: pass engine_type=
+
+
+def test_shared_nodes_round_trip_and_ownership() -> None:
+    from fusionlab.plan.serialize import plan_from_json, plan_to_json
+
+    kgen = Layer("bn + conv", Kind.POINTWISE, ("bn", "conv"), "rtx_pointwise", shared=("conv",))
+    plan = Plan((Layer("conv", Kind.CONVOLUTION, ("conv",), "unfused"), kgen))
+    assert plan_from_json(plan_to_json(plan)) == plan
+    assert plan.node_to_layer() == {"conv": 0, "bn": 1}
+    assert plan.node_to_layers() == {"conv": (0, 1), "bn": (1,)}
+    assert plan.layer_of("conv").name == "conv" and kgen.owned == ("bn",)
+    assert "shared" not in plan_to_json(Plan((Layer("conv", Kind.CONVOLUTION, ("conv",)),)))

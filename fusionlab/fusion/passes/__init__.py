@@ -30,6 +30,16 @@ from fusionlab.fusion.passes import (
     partition_myelin,
     propagate_qdq,
     quantize_weights,
+    rtx_concat,
+    rtx_concat_pool,
+    rtx_conv_activation,
+    rtx_conv_add,
+    rtx_eliminate,
+    rtx_gemm,
+    rtx_lrn,
+    rtx_pointwise,
+    rtx_runtime_fusion,
+    rtx_share_bias,
 )
 from fusionlab.fusion.passes.kit import Context, PassModule, Rejection, Rule
 
@@ -57,6 +67,16 @@ PASSES: Mapping[str, PassModule] = {
         fuse_qdq_conv,
         propagate_qdq,
         eliminate_concat,
+        rtx_eliminate,
+        rtx_conv_activation,
+        rtx_conv_add,
+        rtx_concat,
+        rtx_concat_pool,
+        rtx_pointwise,
+        rtx_runtime_fusion,
+        rtx_share_bias,
+        rtx_gemm,
+        rtx_lrn,
     )
 }
 

@@ -1,0 +1,263 @@
+"""rtx_pointwise: connected pointwise ops are one generated kernel (``kgen``) (R3, R4, R7, R9).
+
+Before::
+
+    conv1 -> bn1 -> relu1 -> y1 -> sigmoid -> y2       (y1 and y2 graph outputs)
+After::
+
+    [conv1], [bn1 + relu1 + sigmoid]        (one kgen across the output and the fork)
+
+Each connected set of free pointwise ops (BatchNormalization, activations, binary
+element-wise ops, Softmax) is one kgen, crossing graph outputs and forks, unless
+``rtx_runtime_fusion`` carves a convolution's epilogue out of it. R4: each node of the set
+belongs to the convolution(s) whose output reaches it; a node fed by two (a residual Add
+of two BN branches) goes to the one whose contribution nothing else reads, else to the one
+whose branch starts *first* in the ONNX order. R7: a Concat read by one pointwise op alone
+is done in that op's kgen. R9: a GlobalAveragePool/GlobalMaxPool reading the kgen's
+output joins it (``Mean``/``Maxr`` reductions); MaxPool/AveragePool stay CASK kernels and
+never take an activation. A kgen is convex: the nodes a path through another kernel comes
+back to (a squeeze-excitation's scale Mul, which waits for the gate computed from the
+kgen's own GlobalAveragePool) are a kgen of their own.
+
+Live builds (TensorRT-RTX 1.7.1.116): ``dag_1_1``; R4 mobilenetv2
+(``features.3.conv.3`` + ``features.3.add``), ``resorder_bn_a_*``, ``resorder_bn_s_a_b``,
+``res_proj_bn``, ``res_proj_bn_proj_first``, ``siblings_1x1_bn_x2_add``; R7
+``catcopy_cat_to_pw``, ``dag_1_145``; R9 ``pool_max_then_relu``, ``cbr_then_gap``, ``fork_F7``,
+``se_block``, ``pool_gap_out``, ``pool_gmp_out``, ``gappool_*_avg_*``; convex split: ``se_block``,
+efficientnet-b0 (fusionlab's zoo, built live).
+"""
+
+from __future__ import annotations
+
+import fusionlab.fusion.passes.rtx_gemm as rtx_gemm
+import fusionlab.fusion.passes.rtx_kit as rtx_kit
+import fusionlab.fusion.passes.rtx_runtime_fusion as rtx_runtime_fusion
+import fusionlab.fusion.passes.rtx_share_bias as rtx_share_bias
+from fusionlab.fusion.passes.kit import Context, Join, Rule
+from fusionlab.ir.graph import Graph, Node
+from fusionlab.plan import Kind, Plan
+
+RULE = Rule(
+    name="rtx_pointwise",
+    conditions=(
+        "the ops are pointwise and connected, none placed by an earlier rule",
+        "a node fed by two convolution epilogues goes to the one nothing else reads, else to the "
+        "branch that starts first",
+        rtx_kit.CONVEX,
+    ),
+    source=(
+        "TensorRT-RTX 1.7.1.116 live builds: dag_1_1, mobilenetv2, resorder_bn_*, res_proj_bn*, "
+        "siblings_1x1_bn_x2_add, catcopy_cat_to_pw, cbr_then_gap, fork_F7, se_block, pool_max_then_relu"
+    ),
+    joins=(
+        Join(rtx_kit.POINTWISE, rtx_kit.POINTWISE, first_only=True, second_only=True),
+        Join(rtx_kit.POINTWISE, rtx_kit.GLOBAL_POOLS, second_only=True),
+        Join(frozenset({"Concat"}), rtx_kit.POINTWISE, first_only=True),
+    ),
+)
+__doc__ = RULE.document(__doc__)
+
+
+def decide(s: rtx_kit.RtxState) -> None:
+    """Find the pointwise regions and split each among the convolutions that feed it."""
+    free = [n for n in s.nodes if n.name not in s.done and n.name not in s.dead and s.is_pw(n)]
+    free_names = {n.name for n in free}
+    seen: set[str] = set()
+    for n in free:
+        if n.name in seen:
+            continue
+        region: list[Node] = [n]
+        seen.add(n.name)
+        stack = [n]
+        while stack:
+            cur = stack.pop()
+            nbrs = [c for o in cur.outputs for c in s.consumers(o)]
+            nbrs += [p for i in s.dyn_inputs(cur) if (p := s.producer.get(i))]
+            for m in nbrs:
+                if m.name in free_names and m.name not in seen:
+                    seen.add(m.name)
+                    region.append(m)
+                    stack.append(m)
+        region.sort(key=lambda x: x.index)
+        _region(s, region)
+
+
+def _region(s: rtx_kit.RtxState, region: list[Node]) -> None:
+    for n in list(region):  # R1b: a convolution's native activation feeding this region
+        for t in s.dyn_inputs(n):
+            p = s.producer.get(t)
+            if p is not None and p.name in s.soft.values() and p not in region:
+                region.append(p)
+    region.sort(key=lambda x: x.index)
+    names = {n.name for n in region}
+    heads: list[Node] = []
+    for n in region:
+        for t in s.dyn_inputs(n):
+            p = s.producer.get(t)
+            if (p is not None and (p.op in rtx_kit.CONV_OPS or s.is_linear(p)) and p.name not in s.done
+                    and not s.is_output(t) and all(c.name in names for c in s.consumers(t))
+                    and p not in heads):
+                heads.append(p)
+    owner = _owners(s, region, heads)
+    parts: dict[str, list[Node]] = {h.name: [] for h in heads}
+    orphans: list[Node] = []
+    for n in region:
+        o = owner.get(n.name)
+        (parts[o] if o is not None else orphans).append(n)
+    kgen: list[str] = [n.name for n in orphans]
+    added: dict[str, str] = {}
+    target_bin: int | None = None
+    ok = rtx_runtime_fusion.fusable_parts(s, heads, parts, names)
+    for h in heads:
+        part = parts[h.name]
+        if s.is_linear(h):
+            moved = rtx_gemm.linear_epilogue(s, h, part)
+            kgen.extend(moved)
+            if moved and moved[-1] == h.name:
+                added[h.name] = rtx_share_bias.RULE.name
+            continue
+        absorbed_by = {s.absorbed[n.outputs[0]] for n in part if n.outputs[0] in s.absorbed}
+        if absorbed_by:
+            b = s.cbin[next(iter(absorbed_by))]
+            act = s.soft.get(h.name)
+            if act is not None:  # conv + native act stays CASK; the rest is absorbed
+                s.emit([h.name, act], "rtx_conv_activation")
+                s.add_to_bin(b, [n.name for n in part if n.name != act])
+            else:
+                s.emit([h.name], rtx_kit.UNFUSED)
+                s.add_to_bin(b, [n.name for n in part])
+                if rtx_share_bias.affine_entry(s, h):
+                    s.add_to_bin(b, [h.name], added_by=rtx_share_bias.RULE.name)
+            target_bin = b
+            continue
+        if ok[h.name]:
+            s.emit([h.name, *(n.name for n in part)], rtx_runtime_fusion.RULE.name, kind=Kind.FUSED)
+            s.rf.add(h.name)
+            continue
+        act = s.soft.get(h.name)
+        if act is not None:
+            s.emit([h.name, act], "rtx_conv_activation")
+            s.cask_member[act] = h.name
+            kgen.extend(n.name for n in part if n.name != act)
+            continue
+        s.emit([h.name], rtx_kit.UNFUSED)
+        kgen.extend(n.name for n in part)
+        if rtx_share_bias.affine_entry(s, h):
+            kgen.append(h.name)
+            added[h.name] = rtx_share_bias.RULE.name
+    for n in orphans:
+        if n.outputs[0] in s.absorbed:
+            target_bin = s.cbin[s.absorbed[n.outputs[0]]]
+    if not kgen:
+        return
+    order = {n.name: n.index for n in region}
+    members = sorted((k for k in kgen if k in order), key=order.__getitem__)
+    members += [k for k in kgen if k not in order]
+    joined = [s.cjoin[m] for m in members if m in s.cjoin]
+    if target_bin is not None:
+        b = target_bin
+        s.add_to_bin(b, [m for m in members if m not in added])
+    else:
+        b = s.new_bin(joined + [m for m in members if m not in added], RULE.name)
+    for m in members:
+        if m in added:
+            s.add_to_bin(b, [m], added_by=added[m])
+    for m in list(s.bins[b]):  # R9: a global pool reading the kernel's output joins it
+        if m not in s.by_name:
+            continue
+        for c in s.consumers(s.by_name[m].outputs[0]):
+            if s.is_global_pool(c) and c.name not in s.done:
+                s.add_to_bin(b, [c.name])
+
+
+def _owners(s: rtx_kit.RtxState, region: list[Node], heads: list[Node]) -> dict[str, str | None]:
+    """R4: each region node belongs to the head convolution whose epilogue computes it."""
+    names = {n.name for n in region}
+    head_of_tensor = {h.outputs[0]: h.name for h in heads}
+    owner: dict[str, str | None] = {}
+    for n in sorted(region, key=lambda x: x.index):
+        srcs: dict[str, str] = {}
+        for t in s.dyn_inputs(n):
+            if t in head_of_tensor:
+                srcs.setdefault(head_of_tensor[t], t)
+            else:
+                p = s.producer.get(t)
+                o = owner.get(p.name) if p is not None and p.name in names else None
+                if o:
+                    srcs.setdefault(o, t)
+        if not srcs:
+            owner[n.name] = None
+        elif len(srcs) == 1:
+            owner[n.name] = next(iter(srcs))
+        else:
+            owner[n.name] = _merge_owner(s, n, srcs)
+    return owner
+
+
+def _merge_owner(s: rtx_kit.RtxState, n: Node, srcs: dict[str, str]) -> str:
+    only = [o for o, t in srcs.items() if not s.is_output(t) and [c.name for c in s.consumers(t)] == [n.name]]
+    pool = only or list(srcs)
+    if len(pool) == 1:
+        return pool[0]
+
+    def start(o: str) -> int:
+        return min(s.branch_start(s.by_name[o], s.by_name[q]) for q in pool if q != o)
+
+    winner = min(pool, key=start)
+    for o in pool:
+        if o != winner:
+            s.reject(RULE.name, 2, [o, n.name], f"{n.name} goes with {winner}'s epilogue")
+    return winner
+
+
+def emit_kgens(s: rtx_kit.RtxState) -> None:
+    """Record every kgen (the regions' and the concat kernels'); a kgen whose nodes are not
+    convex leaves the nodes a path through other kernels comes back to for a kgen of their
+    own (a squeeze-excitation's scale Mul after its GlobalAveragePool: ``se_block``)."""
+    for b, members in enumerate(s.bins):
+        rule = s.bin_rule[b]
+        while members:
+            later = _reentered(s, members)
+            kept = [m for m in members if m not in later]
+            if later and kept:
+                s.reject(RULE.name, 3, members, f"{', '.join(later)} wait for other kernels: a kgen of their own")
+            group = kept or members
+            s.emit(group, rule, added_by={m: r for m, r in s.bin_added[b].items() if m in group})
+            members = [m for m in members if m in later] if kept else []
+            rule = RULE.name
+
+
+def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
+    """Members reached from a member through a node outside (not a wire), and the members they
+    feed: they wait for that node."""
+    inside = set(members)
+    found: set[str] = set()
+    seen: set[tuple[str, bool]] = set()
+    stack = [(c.name, s.is_wire(c)) for m in members for o in s.by_name[m].outputs
+             for c in s.readers.get(o, []) if c.name not in inside]
+    while stack:
+        name, wire_only = stack.pop()
+        if (name, wire_only) in seen:
+            continue
+        seen.add((name, wire_only))
+        node = s.by_name[name]
+        for o in node.outputs:
+            for c in s.readers.get(o, []):
+                if c.name in inside:
+                    if not wire_only:
+                        found.add(c.name)
+                else:
+                    stack.append((c.name, wire_only and s.is_wire(c)))
+    todo = list(found)  # and what they feed inside: it waits too
+    while todo:
+        for o in s.by_name[todo.pop()].outputs:
+            for c in s.readers.get(o, []):
+                if c.name in inside and c.name not in found:
+                    found.add(c.name)
+                    todo.append(c.name)
+    return found
+
+
+def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
+    """Form the kgen kernels (decided by :func:`rtx_kit.analyse`)."""
+    return rtx_kit.apply(RULE, graph, plan, ctx)

@@ -1,0 +1,280 @@
+"""The ``rtx`` rules, one micro-network each: the prediction, and TensorRT-RTX's own grouping.
+
+Each case is built in code (a few nodes); ``test_prediction`` checks the predicted kernels
+(multisets of node sets: an LRN is three kernels), ``test_live`` builds the case with
+TensorRT-RTX's CPU builder (``fusionlab.backends.rtx.build_actual``) and checks that the
+engine has exactly those kernels. The case names of the research builds each case repeats
+are in the rule's docstring.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import onnx
+import pytest
+
+from fusionlab.fusion.predictor import Prediction, predict
+from fusionlab.ir.graph import load
+from tests.fusion.rtx_nets import CNN, engine_plan, kernels
+
+
+def dup_relu() -> onnx.ModelProto:
+    #   x -> conv1 -> rA -> y1        two identical Relus: the later one stays (rtx_eliminate)
+    #           └---> rB -> y2
+    n = CNN()
+    c = n.conv("x", 16, 3, name="conv1")
+    n.unary("Relu", c, "rA")
+    n.unary("Relu", c, "rB")
+    return n.output("rA", "rB").model()
+
+
+def conv_relu() -> onnx.ModelProto:
+    #   x -> conv -> relu             (rtx_conv_activation)
+    n = CNN()
+    n.unary("Relu", n.conv("x", 16, 3, name="conv"), "relu")
+    return n.model()
+
+
+def conv_relu_and_conv() -> onnx.ModelProto:
+    #   x -> conv1 -> relu1           the conv output has two readers: no CASK activation
+    #           └---> conv2
+    n = CNN()
+    c = n.conv("x", 16, 3, name="conv1")
+    n.unary("Relu", c, "relu1")
+    n.conv(c, 8, name="conv2")
+    return n.model()
+
+
+def residual() -> onnx.ModelProto:
+    #   x -> conv1 -> relu1 -> conv2 -> add -> relu2      (rtx_conv_add)
+    #                  └-------------------┘
+    n = CNN()
+    r1 = n.unary("Relu", n.conv("x", 16, 3, name="conv1"), "relu1")
+    n.unary("Relu", n.add(n.conv(r1, 16, 3, name="conv2"), r1, "add"), "relu2")
+    return n.model()
+
+
+def concat_inplace() -> onnx.ModelProto:
+    #   x -> conv1 -> relu1 --\
+    #                          cat -> conv3       the producers write their slices (rtx_concat)
+    #   x -> conv2 -> relu2 --/
+    n = CNN()
+    r1 = n.unary("Relu", n.conv("x", 8, name="conv1"), "relu1")
+    r2 = n.unary("Relu", n.conv("x", 8, 3, name="conv2"), "relu2")
+    n.conv(n.concat([r1, r2], "cat"), 8, name="conv3")
+    return n.model()
+
+
+def concat_copy_input() -> onnx.ModelProto:
+    #   x ------------------\
+    #                        cat -> conv3          a network input: a copy kernel (rtx_concat)
+    #   x -> conv1 -> relu1 /
+    n = CNN()
+    r1 = n.unary("Relu", n.conv("x", 8, name="conv1"), "relu1")
+    n.conv(n.concat(["x", r1], "cat"), 8, name="conv3")
+    return n.model()
+
+
+def concat_gap() -> onnx.ModelProto:
+    #   x -> conv1 -> bn1 -> relu1 --\
+    #                                 cat -> gap   one K input: the kernel takes the B epilogue
+    #   x -> conv2 -> relu2 ---------/              (rtx_concat_pool; conv1 shared: rtx_share_bias)
+    n = CNN()
+    b = n.unary("Relu", n.bn(n.conv("x", 16, name="conv1"), "bn1"), "relu1")
+    r = n.unary("Relu", n.conv("x", 16, name="conv2"), "relu2")
+    n.gap(n.concat([b, r], "cat"), "gap")
+    return n.model()
+
+
+def cbr_out() -> onnx.ModelProto:
+    #   x -> conv -> bn -> relu -> y  an output: no runtime fusion; the kgen lists the conv too
+    n = CNN()
+    n.unary("Relu", n.bn(n.conv("x", 16, 3, name="conv"), "bn"), "relu")
+    return n.model()
+
+
+def cbr_then_conv() -> onnx.ModelProto:
+    #   x -> conv1 -> bn1 -> relu1 -> conv2          (rtx_runtime_fusion)
+    n = CNN()
+    n.conv(n.unary("Relu", n.bn(n.conv("x", 16, 3, name="conv1"), "bn1"), "relu1"), 8, name="conv2")
+    return n.model()
+
+
+def leaky_then_conv() -> onnx.ModelProto:
+    #   x -> conv1 -> lrelu -> conv2                 not native: a runtime fusion
+    n = CNN()
+    n.conv(n.unary("LeakyRelu", n.conv("x", 16, 3, name="conv1"), "lrelu", alpha=0.1), 8, name="conv2")
+    return n.model()
+
+
+def cbr_fork_two_sinks() -> onnx.ModelProto:
+    #   x -> conv1 -> bn1 -> relu -> convA           two sinks: one kgen (rtx_pointwise)
+    #                   └--> sig  -> convB
+    n = CNN()
+    b = n.bn(n.conv("x", 16, 3, name="conv1"), "bn1")
+    n.conv(n.unary("Relu", b, "relu"), 8, name="convA")
+    n.conv(n.unary("Sigmoid", b, "sig"), 8, name="convB")
+    return n.model()
+
+
+def gap_gemm() -> onnx.ModelProto:
+    #   x -> conv -> relu -> gap -> flat -> fc(16 -> 10)   a reduction Gemm: two kernels (rtx_gemm)
+    n = CNN()
+    c = n.unary("Relu", n.conv("x", 16, 3, name="conv"), "relu")
+    n.gemm(n.flatten(n.gap(c, "gap"), "flat"), 10, "fc")
+    return n.model()
+
+
+def gemm_relu() -> onnx.ModelProto:
+    #   ... -> fc(16 -> 10) -> fcrelu           bias + act in the Add kgen, which lists the fc
+    n = CNN()
+    c = n.unary("Relu", n.conv("x", 16, 3, name="conv"), "relu")
+    n.unary("Relu", n.gemm(n.flatten(n.gap(c, "gap"), "flat"), 10, "fc"), "fcrelu")
+    return n.model()
+
+
+def lrn() -> onnx.ModelProto:
+    #   x -> conv -> relu -> lrn                     three kernels, each [lrn] (rtx_lrn)
+    n = CNN()
+    n.lrn(n.unary("Relu", n.conv("x", 16, 3, name="conv"), "relu"), "lrn")
+    return n.model()
+
+
+def pool_relu() -> onnx.ModelProto:
+    #   x -> conv -> relu -> maxpool -> prelu        a pooling takes no activation
+    n = CNN()
+    c = n.unary("Relu", n.conv("x", 16, 3, name="conv"), "relu")
+    n.unary("Relu", n.pool("MaxPool", c, 3, 1, 1, "pool"), "prelu")
+    return n.model()
+
+
+def se_block() -> onnx.ModelProto:
+    #   x -> conv1 -> bn1 -> relu1 -> gap -> fc1 -> fc1relu -> fc2 -> gate
+    #                          └------------------------------------------ scale (Mul) -> conv2
+    # the gap joins the BN kgen; the scale Mul waits for the gate: a kgen of its own (rtx_pointwise);
+    # fc2 + gate stay CASK: the Mul broadcasts to a larger tensor (rtx_runtime_fusion condition 8)
+    n = CNN()
+    r = n.unary("Relu", n.bn(n.conv("x", 16, 3, name="conv1"), "bn1"), "relu1")
+    s1 = n.unary("Relu", n.conv(n.gap(r, "gap"), 4, name="fc1"), "fc1relu")
+    gate = n.unary("Sigmoid", n.conv(s1, 16, name="fc2"), "gate")
+    n.conv(n.node("Mul", [r, gate], "scale", n.shapes[r]), 8, name="conv2")
+    return n.model()
+
+
+def grouped_relu_gap() -> onnx.ModelProto:
+    #   x -> gconv (group 2) -> relu -> gap        a grouped conv's activation read by a pool:
+    #                            └----> conv2       kgen [gconv relu gap] (rtx_conv_activation 5)
+    n = CNN()
+    r = n.unary("Relu", n.conv("x", 16, 3, name="gconv", group=2), "relu")
+    n.gap(r, "gap")
+    n.conv(r, 8, name="conv2")
+    return n.model()
+
+
+def grouped_relu_conv() -> onnx.ModelProto:
+    #   x -> gconv (group 2) -> relu -> conv2       read by a convolution only: one CASK kernel
+    n = CNN()
+    n.conv(n.unary("Relu", n.conv("x", 16, 3, name="gconv", group=2), "relu"), 8, name="conv2")
+    return n.model()
+
+
+def concat_one_input() -> onnx.ModelProto:
+    #   x -> conv1 -> relu1 -> cat(relu1) -> bn -> relu2 -> conv2   a one-input Concat is no kernel:
+    #   conv1 ... relu2 is one runtime fusion, as if it were not there (R1b)
+    n = CNN()
+    r = n.unary("Relu", n.conv("x", 16, 3, name="conv1"), "relu1")
+    n.conv(n.unary("Relu", n.bn(n.concat([r], "cat"), "bn"), "relu2"), 8, name="conv2")
+    return n.model()
+
+
+Case = tuple[Callable[[], onnx.ModelProto], list[list[str]]]
+CASES: dict[str, Case] = {
+    "dup_relu": (dup_relu, [["conv1", "rB"]]),
+    "conv_relu": (conv_relu, [["conv", "relu"]]),
+    "conv_relu_and_conv": (conv_relu_and_conv, [["conv1"], ["conv2"], ["relu1"]]),
+    "residual": (residual, [["conv1", "relu1"], ["conv2", "add", "relu2"]]),
+    "concat_inplace": (concat_inplace, [["conv1", "relu1"], ["conv2", "relu2"], ["conv3"]]),
+    "concat_copy_input": (concat_copy_input, [["cat"], ["conv1", "relu1"], ["conv3"]]),
+    "concat_gap": (concat_gap, [["conv1"], ["conv2", "relu2"], ["cat", "gap", "bn1", "relu1", "conv1"]]),
+    "cbr_out": (cbr_out, [["conv"], ["bn", "conv", "relu"]]),
+    "cbr_then_conv": (cbr_then_conv, [["conv1", "bn1", "relu1"], ["conv2"]]),
+    "leaky_then_conv": (leaky_then_conv, [["conv1", "lrelu"], ["conv2"]]),
+    "cbr_fork_two_sinks": (cbr_fork_two_sinks, [["conv1"], ["bn1", "conv1", "relu", "sig"], ["convA"], ["convB"]]),
+    "gap_gemm": (gap_gemm, [["conv", "relu"], ["gap"], ["fc"], ["fc"]]),
+    "gemm_relu": (gemm_relu, [["conv", "relu"], ["gap"], ["fc"], ["fc", "fcrelu"]]),
+    "lrn": (lrn, [["conv", "relu"], ["lrn"], ["lrn"], ["lrn"]]),
+    "pool_relu": (pool_relu, [["conv", "relu"], ["pool"], ["prelu"]]),
+    "grouped_relu_gap": (grouped_relu_gap, [["gconv"], ["gconv", "relu", "gap"], ["conv2"]]),
+    "grouped_relu_conv": (grouped_relu_conv, [["gconv", "relu"], ["conv2"]]),
+    "concat_one_input": (concat_one_input, [["conv1", "relu1", "bn", "relu2"], ["conv2"]]),
+    "se_block": (se_block, [["conv1"], ["bn1", "relu1", "gap", "conv1"], ["fc1", "fc1relu"], ["fc2", "gate"],
+                            ["scale"], ["conv2"]]),
+}
+
+
+def _predict(name: str) -> Prediction:
+    return predict(load(CASES[name][0](), batch=1), "rtx")
+
+
+def _expected(name: str) -> Counter[frozenset[str]]:
+    return Counter(frozenset(group) for group in CASES[name][1])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_prediction(name: str) -> None:
+    assert kernels(_predict(name).plan) == _expected(name)
+
+
+@pytest.mark.rtx
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_live(name: str) -> None:
+    assert kernels(engine_plan(CASES[name][0]())) == _expected(name)
+
+
+def _failed(prediction: Prediction, rule: str) -> set[int]:
+    return {r.condition for r in prediction.rejections if r.rule == rule}
+
+
+def test_rules_that_formed_the_kernels() -> None:
+    rules = {layer.nodes: layer.rule for layer in _predict("residual").plan.layers}
+    assert rules == {("conv1", "relu1"): "rtx_conv_activation", ("conv2", "add", "relu2"): "rtx_conv_add"}
+    assert {layer.rule for layer in _predict("cbr_then_conv").plan.layers} == {"rtx_runtime_fusion", "unfused"}
+    assert _predict("concat_inplace").plan.eliminated["cat"].how.value == "concat"
+
+
+def test_shared_nodes() -> None:
+    plan = _predict("cbr_out").plan
+    kgen = next(layer for layer in plan.layers if "bn" in layer.nodes)
+    assert kgen.shared == ("conv",) and kgen.rule == "rtx_pointwise"
+    assert plan.node_to_layer()["conv"] != plan.node_to_layer()["bn"]
+    lrns = [layer for layer in _predict("lrn").plan.layers if layer.nodes == ("lrn",)]
+    assert [layer.shared for layer in lrns] == [(), ("lrn",), ("lrn",)]
+
+
+def test_rejections_name_the_failed_condition() -> None:
+    assert 2 in _failed(_predict("conv_relu_and_conv"), "rtx_conv_activation")  # two readers
+    assert 1 in _failed(_predict("cbr_out"), "rtx_runtime_fusion")  # a graph output
+    assert 3 in _failed(_predict("cbr_fork_two_sinks"), "rtx_runtime_fusion")  # two sinks
+    assert 1 in _failed(_predict("concat_inplace"), "rtx_concat")  # in place
+    assert 1 in _failed(_predict("leaky_then_conv"), "rtx_conv_activation")  # not native
+    assert 8 in _failed(_predict("se_block"), "rtx_runtime_fusion")  # the scale Mul broadcasts
+    assert 3 in _failed(_predict("se_block"), "rtx_pointwise")  # not convex: the Mul waits for the gate
+
+
+def test_plan_invariants_with_shared_nodes() -> None:
+    from fusionlab.fusion.predictor import check_plan
+
+    graph = load(cbr_out(), batch=1)
+    plan = predict(graph, "rtx").plan
+    assert check_plan(graph, plan) is None
+    without_owner = plan.with_layers(layer for layer in plan.layers if layer.nodes != ("conv",))
+    assert "shared nodes no layer owns" in (check_plan(graph, without_owner) or "")
+
+
+def test_stages_form_kernels_rule_by_rule() -> None:
+    stages = {s.name: s for s in _predict("cbr_out").stages}
+    assert [layer.nodes for layer in stages["rtx_pointwise"].formed] == [("bn", "relu")]
+    kgen = next(layer for layer in stages["rtx_share_bias"].plan.layers if "bn" in layer.nodes)
+    assert kgen.nodes == ("bn", "relu", "conv") and kgen.shared == ("conv",)
