@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,9 +106,13 @@ def parse_expectations(text: str, where: str) -> Expectations:
         raise FusionlabError(f"{where}: [[max_time_ms]] must be tables with 'layer' and 'ms'")
     for i, entry in enumerate(raw_times, 1):
         layer, ms = (entry.get("layer"), entry.get("ms")) if isinstance(entry, dict) else (None, None)
-        if not isinstance(layer, str) or not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms <= 0:
+        try:
+            value = float(ms) if isinstance(ms, (int, float)) and not isinstance(ms, bool) else math.nan
+        except OverflowError:  # a TOML integer beyond any float
+            value = math.inf
+        if not isinstance(layer, str) or not 0 < value < math.inf:
             raise FusionlabError(f"{where}: [[max_time_ms]] #{i} needs layer = \"name\" and ms = a positive number")
-        times.append((layer, float(ms)))
+        times.append((layer, value))
     exp = Expectations(_groups(data, "fused", where), _groups(data, "separate", where), eliminated, max_layers,
                        tuple(times), where)
     if not (exp.fused or exp.separate or exp.eliminated or exp.max_layers or exp.max_time_ms):

@@ -233,7 +233,8 @@ def math_field(precision: str, tensor: bool, device: Device, tf32: bool = True) 
         return "tf32" if use_tf32 else "fp32"
     if precision == "bf16":
         if device.bf16_tensor.value is None:
-            raise FusionlabError(f"{device.title} has no BF16 math (needs compute capability 8.0+)")
+            raise FusionlabError(f"--precision bf16: the {device.title} (--device {device.name}) has no "
+                                 "BF16 math (needs compute capability 8.0+)")
         return "bf16_tensor"
     if precision == "int8":
         return "int8_tensor"
@@ -692,6 +693,15 @@ def engine_tensor_bytes(info: EngineInfo) -> dict[str, int]:
     return out
 
 
+def _raw_int(raw: Mapping[str, Any], key: str, default: int) -> int:
+    """A whole-number field of an engine layer (``Groups``, ``OutMaps``); ``default`` when it
+    is missing or not a sensible whole number (the inspector writes JSON integers)."""
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+        return default
+    return value
+
+
 def _raw_ints(raw: Mapping[str, Any], key: str) -> tuple[int, ...]:
     value = raw.get(key)
     if isinstance(value, list) and all(isinstance(v, int) for v in value):
@@ -723,9 +733,9 @@ def engine_layer_cost(
     math_used = ""
     if cls == "conv" and "Kernel" in raw:
         x = layer.inputs[0].dims if layer.inputs else None
-        groups = int(raw.get("Groups", 1) or 1)
+        groups = _raw_int(raw, "Groups", 1)
         c_in = x[1] if x is not None and len(x) > 1 else 0
-        k_out = int(raw.get("OutMaps", 0) or 0)
+        k_out = _raw_int(raw, "OutMaps", 0)
         per = 2 * (c_in // groups) * math.prod(_raw_ints(raw, "Kernel") or (1,))
         flops = float(out_numel * per + (out_numel if raw.get("HasBias") else 0))
         channels = (c_in // groups, max(1, k_out // groups)) if c_in and k_out else None

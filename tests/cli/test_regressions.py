@@ -642,3 +642,42 @@ def test_plan_json_errors_name_the_plan_file(tmp_path: Path, capfd: pytest.Captu
     bad.write_text(json.dumps(plan))
     code, _, err = cli(capfd, "render", str(resnet18), "--plan", str(bad), "-o", str(tmp_path / "out.dot"))
     assert_user_error(code, err, bad)
+
+
+# ---------------------------------------------------------------------------------------
+# found by the 10,000-case campaign of this session (seed 21)
+
+
+@pytest.mark.parametrize("value", ["aaaa", 10**30, -3, 2.5], ids=["text", "huge", "negative", "fraction"])
+def test_odd_groups_or_outmaps_in_layer_json_do_not_break_calibrate(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str], value: object) -> None:
+    """``int(raw["Groups"])`` raised ValueError/OverflowError on a text or huge value: the
+    cost of such a layer is now computed as if the field were absent."""
+    data = json.loads((DATA / "metadata.layers.json").read_text(), strict=False)
+    convs = [layer for layer in data["Layers"] if isinstance(layer, dict) and "Kernel" in layer]
+    assert convs
+    for layer in convs:
+        layer["Groups"] = value
+        layer["OutMaps"] = value
+    layers = tmp_path / "layers.json"
+    layers.write_text(json.dumps(data))
+    profile = [{"count": 10}] + [{"name": layer["Name"], "timeMs": 1.0, "averageMs": 0.1, "medianMs": 0.1,
+                                  "percentage": 1.0} for layer in data["Layers"] if isinstance(layer, dict)]
+    prof = tmp_path / "profile.json"
+    prof.write_text(json.dumps(profile))
+    code, _, err = cli(capfd, "calibrate", "--layer-info", str(layers), "--profile", str(prof), "--device", DEVICE)
+    assert code == 0, err
+
+
+def test_a_huge_integer_max_time_in_toml_is_a_user_error(tmp_path: Path, capfd: pytest.CaptureFixture[str],
+                                                         inception: Path) -> None:
+    toml = tmp_path / "e.toml"
+    toml.write_text('[[max_time_ms]]\nlayer = "Conv_0"\nms = 1' + "0" * 400 + "\n")
+    code, _, err = cli(capfd, "check", str(inception), "--expect", str(toml), "--target", "trt10")
+    assert_user_error(code, err, toml)
+
+
+def test_bf16_on_a_gpu_without_it_names_the_arguments(capfd: pytest.CaptureFixture[str], inception: Path) -> None:
+    code, _, err = cli(capfd, "predict", str(inception), "--precision", "bf16", "--device", "t4")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--precision bf16" in err and "--device t4" in err
