@@ -64,7 +64,7 @@ FIXTURES = ROOT / "tests" / "formats" / "data"
 TOML_FIXTURES = ROOT / "tests" / "cli" / "data"
 
 KINDS = ("onnx", "layer_json", "profile", "plan_json", "efficiency", "toml", "argv", "output")
-TARGETS = ("classic", "trt8", "trt10", "trt11")
+TARGETS = ("classic", "trt8", "trt10", "trt11", "rtx")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 DEVICES = ("a100-80gb-pcie", "h100-sxm", "t4", "jetson-agx-orin", "rtx-4090")
 COMMANDS = ("models", "inspect", "predict", "passes", "diff", "check", "build", "profile",
