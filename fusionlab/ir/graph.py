@@ -496,10 +496,39 @@ def _attr_value(value: Any) -> Any:
 _A = onnx.AttributeProto
 
 
-def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+_SCHEMA_TYPES: dict[tuple[str, str, int], Mapping[str, int] | None] = {}
+
+
+def _schema_types(op: str, domain: str, opset: int) -> Mapping[str, int] | None:
+    """Attribute name -> ``AttributeProto`` type that ONNX's schema of ``op`` declares at
+    ``opset`` (None for an op ONNX does not define: a custom domain or an unknown op)."""
+    key = (op, domain, opset)
+    if key not in _SCHEMA_TYPES:
+        try:
+            schema = onnx.defs.get_schema(op, max(opset, 1), domain)
+        except onnx.defs.SchemaError:
+            _SCHEMA_TYPES[key] = None
+        else:
+            _SCHEMA_TYPES[key] = {name: int(a.type) for name, a in schema.attributes.items()}
+    return _SCHEMA_TYPES[key]
+
+
+def _attrs(node: onnx.NodeProto, opset: int = 0, where: str = "model") -> dict[str, Any]:
+    """A node's attributes as Python values. An attribute of a standard op whose type is
+    not the one ONNX's schema declares (a text ``group`` on a Conv) is a FusionlabError
+    naming the model: every pass may then read an attribute as its schema says."""
     out: dict[str, Any] = {}
+    types = _schema_types(node.op_type, node.domain, opset) if node.domain in ("", "ai.onnx") else None
     for a in node.attribute:
         kind = a.type
+        want = types.get(a.name) if types else None
+        if want is not None and want != kind:
+            name = _A.AttributeType.Name
+            raise FusionlabError(
+                f"{where}: node {node.name or node.op_type!r} ({node.op_type}): attribute {a.name!r} is "
+                f"{name(kind) if kind in _A.AttributeType.values() else kind}, where ONNX's "
+                f"{node.op_type} takes {name(want)}"
+            )
         # the common kinds read directly (this runs for every attribute of every node)
         if kind == _A.INT:
             out[a.name] = a.i
@@ -660,7 +689,7 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     node_rows: list[tuple[str, dict[str, Any]]] = []
     for index, (nm, n) in enumerate(zip(names, nodes, strict=True)):
         ins, outs = io[index]
-        attrs = _attrs(n)
+        attrs = _attrs(n, opset, where)
         node = Node(
             name=nm,
             op=n.op_type,

@@ -388,3 +388,24 @@ def test_invalid_graphs_are_user_errors(kit: Any) -> None:
     with pytest.raises(FusionlabError, match="output 'z' is not produced"):
         load(kit.model([helper.make_node("Relu", ["x"], ["y"])], [x], [kit.value("z", [2])]))
 
+
+
+def test_an_attribute_of_the_wrong_type_is_a_user_error_naming_the_model(tmp_path: Path) -> None:
+    """A Conv's ``group`` as text made passes fail on ``int("SAME_UPPER")`` (found by the
+    campaign); the loader now checks each attribute of a standard op against ONNX's schema."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    w = numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", group=4)
+    conv.attribute[0].CopyFrom(helper.make_attribute("group", "SAME_UPPER"))
+    model = helper.make_model(helper.make_graph([conv], "g", [x], [y], [w]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    with pytest.raises(FusionlabError, match=r"m\.onnx: node 'conv' \(Conv\): attribute 'group' is STRING, "
+                                             r"where ONNX's Conv takes INT"):
+        load(path)
+    custom = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", domain="my.domain", group="odd")
+    model = helper.make_model(helper.make_graph([custom], "g", [x], [y], [w]),
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.domain", 1)])
+    assert load(model).node("conv").attrs["group"] == "odd"  # not ONNX's op: not checked
