@@ -509,7 +509,8 @@ def _schema_types(op: str, domain: str, opset: int) -> Mapping[str, int] | None:
         except onnx.defs.SchemaError:
             _SCHEMA_TYPES[key] = None
         else:
-            _SCHEMA_TYPES[key] = {name: int(a.type) for name, a in schema.attributes.items()}
+            _SCHEMA_TYPES[key] = {name: int(a.type)  # type: ignore[call-overload]  # pybind enum
+                                  for name, a in schema.attributes.items()}
     return _SCHEMA_TYPES[key]
 
 
