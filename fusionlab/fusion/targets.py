@@ -171,6 +171,7 @@ RTX_PASSES = (
     "rtx_runtime_fusion",
     "rtx_share_bias",
     "rtx_gemm",
+    "rtx_qdq",
     "rtx_lrn",
 )
 """TensorRT-RTX's rules (fusionlab/fusion/passes/rtx_*.py): they decide together, in the

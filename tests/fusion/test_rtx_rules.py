@@ -189,6 +189,15 @@ def concat_one_input() -> onnx.ModelProto:
     return n.model()
 
 
+def qdq_int8_chain() -> onnx.ModelProto:
+    #   x -> in_q -> in_dq -> c1 -> bn1 -> r1 -> a1_q -> a1_dq -> c2 -> y     (rtx_qdq: R14a-c;
+    #   c1, c2: per-channel int8 convs, weights quantized in the graph)     qdq14_wq_in_graph)
+    n = CNN()
+    y = n.unary("Relu", n.bn(n.qconv(n.qdq("x", "in"), 32, 3, name="c1", bias=False), "bn1"), "r1")
+    n.qconv(n.qdq(y, "a1"), 16, name="c2")
+    return n.model()
+
+
 Case = tuple[Callable[[], onnx.ModelProto], list[list[str]]]
 CASES: dict[str, Case] = {
     "dup_relu": (dup_relu, [["conv1", "rB"]]),
@@ -211,6 +220,8 @@ CASES: dict[str, Case] = {
     "concat_one_input": (concat_one_input, [["conv1", "relu1", "bn", "relu2"], ["conv2"]]),
     "se_block": (se_block, [["conv1"], ["bn1", "relu1", "gap", "conv1"], ["fc1", "fc1relu"], ["fc2", "gate"],
                             ["scale"], ["conv2"]]),
+    "qdq_int8_chain": (qdq_int8_chain, [["in_q"], ["c1", "in_dq", "c1_wdq", "c1_wq"], ["bn1", "r1", "a1_q"],
+                                        ["c2", "a1_dq", "c2_wdq", "c2_wq"], ["c2"]]),
 }
 
 
@@ -261,6 +272,7 @@ def test_rejections_name_the_failed_condition() -> None:
     assert 1 in _failed(_predict("leaky_then_conv"), "rtx_conv_activation")  # not native
     assert 8 in _failed(_predict("se_block"), "rtx_runtime_fusion")  # the scale Mul broadcasts
     assert 3 in _failed(_predict("se_block"), "rtx_pointwise")  # not convex: the Mul waits for the gate
+    assert 3 in _failed(_predict("qdq_int8_chain"), "rtx_qdq")  # per-channel int8: no epilogue
 
 
 def test_plan_invariants_with_shared_nodes() -> None:

@@ -34,6 +34,7 @@ from fusionlab.fusion.passes import (
     rtx_gemm,
     rtx_lrn,
     rtx_pointwise,
+    rtx_qdq,
     rtx_runtime_fusion,
     rtx_share_bias,
 )
@@ -68,6 +69,7 @@ PASSES: Mapping[str, PassModule] = {
         rtx_runtime_fusion,
         rtx_share_bias,
         rtx_gemm,
+        rtx_qdq,
         rtx_lrn,
     )
 }

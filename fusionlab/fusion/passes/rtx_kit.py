@@ -66,7 +66,7 @@ UNARY_PW = frozenset({
     "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Elu", "Selu",
     "Softplus", "Abs", "Exp", "Log", "Neg", "Sqrt", "Reciprocal", "Erf", "Floor", "Ceil",
     "BatchNormalization", "Cast", "Softsign", "Celu", "ThresholdedRelu", "Mish", "Gelu",
-    "Softmax",
+    "Softmax", "QuantizeLinear", "DequantizeLinear",
 })
 BINARY_PW = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Where"})
 POINTWISE = UNARY_PW | BINARY_PW
@@ -152,6 +152,16 @@ class RtxState:
         self.bin_rule: list[str] = []
         self.bin_added: list[dict[str, str]] = []
         self.bin_of: dict[str, int] = {}
+        self.int8: set[str] = set()
+        """Convolutions and Gemms reading a DequantizeLinear activation (R14a)."""
+        self.int8_pc: set[str] = set()
+        """... of those, the ones with per-channel weight scales (R14c)."""
+        self.qextra: dict[str, list[str]] = {}
+        """Int8 convolution/Gemm -> its DQ and weight-Q nodes (R14a)."""
+        self.cut: set[tuple[str, str]] = set()
+        """Edges (producer, reader) a pointwise region does not follow (R14b)."""
+        self.hoist: dict[str, str] = {}
+        """QuantizeLinear -> the tensor before the pool it reads, which it is computed from (R14b)."""
 
     # -- the graph, looked through wires and duplicates ----------------------------------
 
@@ -182,6 +192,30 @@ class RtxState:
                 v = v[0]
             return float(v) if isinstance(v, int | float) else None
         return None
+
+    def const_key(self, t: str) -> object:
+        """A hashable key of a constant tensor's value (an initializer or a Constant node's)."""
+        if t in self.graph.weights:
+            try:
+                a = self.graph.array(t)
+            except Exception:
+                return t
+            return (str(a.dtype), a.shape, a.tobytes())
+        p = self.producer.get(t)
+        if p is not None and p.op == "Constant":
+            return repr(p.attrs.get("value"))
+        return t
+
+    def const_size(self, t: str) -> int:
+        """The number of elements of a constant tensor (1 when unknown)."""
+        if t in self.graph.weights:
+            try:
+                return int(self.graph.array(t).size)
+            except Exception:
+                return 1
+        p = self.producer.get(t)
+        v: Any = p.attrs.get("value") if p is not None and p.op == "Constant" else None
+        return len(v) if isinstance(v, list | tuple) else 1
 
     def dyn_inputs(self, n: Node) -> list[str]:
         return [self.res(i) for i in n.inputs if i and not self.is_const(i)]
@@ -403,18 +437,22 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
         rtx_eliminate,
         rtx_gemm,
         rtx_pointwise,
+        rtx_qdq,
     )
 
     s = RtxState(graph, target)
     rtx_eliminate.decide(s)
+    rtx_qdq.decide(s)
     rtx_conv_activation.decide(s)
     rtx_conv_add.decide(s)
     rtx_conv_activation.settle(s)
     rtx_concat.decide(s)
     rtx_pointwise.decide(s)
     rtx_concat.emit_copies(s)
+    rtx_qdq.own_hoisted(s)
     rtx_pointwise.emit_kgens(s)
     rtx_gemm.decide(s)
+    rtx_qdq.settle(s)
     for n in s.nodes:  # anything no rule placed is a kernel of its own
         if n.name not in s.done and n.name not in s.dead:
             s.emit([n.name], UNFUSED)

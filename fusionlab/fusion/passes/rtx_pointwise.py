@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import fusionlab.fusion.passes.rtx_gemm as rtx_gemm
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
+import fusionlab.fusion.passes.rtx_qdq as rtx_qdq
 import fusionlab.fusion.passes.rtx_runtime_fusion as rtx_runtime_fusion
 import fusionlab.fusion.passes.rtx_share_bias as rtx_share_bias
 from fusionlab.fusion.passes.kit import Context, Join, Rule
@@ -71,8 +72,9 @@ def decide(s: rtx_kit.RtxState) -> None:
         stack = [n]
         while stack:
             cur = stack.pop()
-            nbrs = [c for o in cur.outputs for c in s.consumers(o)]
-            nbrs += [p for i in s.dyn_inputs(cur) if (p := s.producer.get(i))]
+            nbrs = [c for o in cur.outputs for c in s.consumers(o) if (cur.name, c.name) not in s.cut]
+            nbrs += [p for i in s.dyn_inputs(cur) if (p := s.producer.get(i)) and (p.name, cur.name) not in s.cut]
+            nbrs += rtx_qdq.hoist_links(s, cur)
             for m in nbrs:
                 if m.name in free_names and m.name not in seen:
                     seen.add(m.name)
@@ -243,6 +245,8 @@ def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
         node = s.by_name[name]
         for o in node.outputs:
             for c in s.readers.get(o, []):
+                if c.name in s.hoist and node.op in ("MaxPool", "GlobalAveragePool"):
+                    continue  # R14b: the Q is computed before the pool, from its input
                 if c.name in inside:
                     if not wire_only:
                         found.add(c.name)
@@ -251,7 +255,8 @@ def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
     todo = list(found)  # and what they feed inside: it waits too
     while todo:
         for o in s.by_name[todo.pop()].outputs:
-            for c in s.readers.get(o, []):
+            hoisted = [s.by_name[q] for q, t in s.hoist.items() if t == o]
+            for c in [*s.readers.get(o, []), *hoisted]:
                 if c.name in inside and c.name not in found:
                     found.add(c.name)
                     todo.append(c.name)

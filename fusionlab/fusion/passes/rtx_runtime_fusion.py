@@ -61,6 +61,10 @@ def fusable_parts(
     for h in heads:
         part = parts[h.name]
         failed = _failed(s, part, region, h) if part else 0
+        if part and h.name in s.int8_pc:  # R14c: a per-channel int8 convolution never runtime-fuses
+            s.reject("rtx_qdq", 3, [h.name, *(n.name for n in part)], "per-channel int8: no runtime fusion")
+            ok[h.name] = False
+            continue
         if not failed and any(n.outputs[0] in s.absorbed for n in part):
             failed = 7
         ok[h.name] = bool(part) and not failed
