@@ -172,6 +172,7 @@ RTX_PASSES = (
     "rtx_share_bias",
     "rtx_gemm",
     "rtx_qdq",
+    "rtx_layout",
     "rtx_lrn",
 )
 """TensorRT-RTX's rules (fusionlab/fusion/passes/rtx_*.py): they decide together, in the

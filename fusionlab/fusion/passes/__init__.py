@@ -32,6 +32,7 @@ from fusionlab.fusion.passes import (
     rtx_conv_add,
     rtx_eliminate,
     rtx_gemm,
+    rtx_layout,
     rtx_lrn,
     rtx_pointwise,
     rtx_qdq,
@@ -70,6 +71,7 @@ PASSES: Mapping[str, PassModule] = {
         rtx_share_bias,
         rtx_gemm,
         rtx_qdq,
+        rtx_layout,
         rtx_lrn,
     )
 }

@@ -73,6 +73,14 @@ def linear_epilogue(s: rtx_kit.RtxState, h: Node, part: list[Node]) -> list[str]
     if not part:
         gemm(s, h)
         return []
+    from fusionlab.fusion.passes import rtx_layout
+
+    stop = rtx_layout.gemm_epilogue_stop(s, h, part)
+    if stop is not None:  # R18b: fused up to the first movement or normalization op
+        fused, rest, link = stop
+        s.emit([h.name, *(n.name for n in fused)], RULE.name if fused else rtx_kit.UNFUSED,
+               kind=Kind.FUSED if fused else None)
+        return [n.name for n in rest] + ([link] if link else [])
     blocked = any(n.op in rtx_kit.NO_RUNTIME_FUSION for n in part)
     regime = rtx_kit.gemm_regime(s, h)
     if not blocked and (regime == "fc" or linear_k(s, h) >= 512):

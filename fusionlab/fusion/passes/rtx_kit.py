@@ -74,6 +74,10 @@ POINTWISE = UNARY_PW | BINARY_PW
 NOT_IN_METADATA = frozenset({"Elu"})
 """Ops TensorRT-RTX 1.7 leaves out of every kernel's Metadata (``act_Elu_*``)."""
 AFFINE_HEAD = frozenset({"BatchNormalization", "HardSigmoid"})
+MOVE_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Gather", "Split", "Slice", "Resize"})
+"""Data-movement ops Myelin computes inside the kgen of the region they touch (R18a)."""
+VIEW_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze"})
+NORM_OPS = frozenset({"LayerNormalization"})
 NO_RUNTIME_FUSION = frozenset({"Selu", "Softplus", "PRelu", "Softmax"})
 """Pointwise ops that never join a convolution's runtime fusion (select-based ``Sele``; Softmax)."""
 
@@ -158,6 +162,10 @@ class RtxState:
         """... of those, the ones with per-channel weight scales (R14c)."""
         self.qextra: dict[str, list[str]] = {}
         """Int8 convolution/Gemm -> its DQ and weight-Q nodes (R14a)."""
+        self.kextra: dict[str, list[str]] = {}
+        """Convolution -> nodes its kernel lists too (R18c: the Transpose before it)."""
+        self.ln_split: set[str] = set()
+        """Transposes that split their LayerNorm kgen in two (R18c)."""
         self.cut: set[tuple[str, str]] = set()
         """Edges (producer, reader) a pointwise region does not follow (R14b)."""
         self.hoist: dict[str, str] = {}
@@ -234,6 +242,48 @@ class RtxState:
 
     def is_pw(self, n: Node) -> bool:
         return n.op in POINTWISE
+
+    def is_region_op(self, n: Node) -> bool:
+        """A member of the pointwise region it touches (R18a): a pointwise op, a data-movement
+        op (a Gather by a constant index; not a Transpose that moves no data, R18d), a
+        LayerNormalization, a ReduceMean over the last axis."""
+        if self.is_pw(n):
+            return True
+        if n.op in MOVE_OPS:
+            if n.op == "Gather" and not (len(n.inputs) > 1 and self.is_const(n.inputs[1])):
+                return False
+            return not self.is_shape_only(n)
+        if n.op in NORM_OPS:
+            return True
+        if n.op == "ReduceMean":
+            shp = self.shape(self.res(n.inputs[0]))
+            ax: Any = n.attrs.get("axes")
+            if ax is None and len(n.inputs) > 1 and n.inputs[1] in self.graph.weights:
+                ax = [int(a) for a in self.graph.array(n.inputs[1]).reshape(-1)]
+            if shp and ax is not None:
+                return [int(a) % len(shp) for a in ax] == [len(shp) - 1]
+        return False
+
+    def is_norm(self, n: Node) -> bool:
+        return n.op in NORM_OPS or (n.op == "ReduceMean" and self.is_region_op(n))
+
+    def is_shape_only(self, n: Node) -> bool:
+        """R18d: a Transpose that moves no data (its non-1 dims keep their order) read only by
+        GEMMs runs in no kernel (convnext-t ``classifier.0/Transpose_1``)."""
+        if n.op != "Transpose":
+            return False
+        shp = self.shape(self.res(n.inputs[0]))
+        perm = n.attrs.get("perm")
+        if not shp or perm is None:
+            return False
+        kept = [p for p in perm if shp[p] != 1]
+        if kept != sorted(kept):
+            return False
+        cons = [c for c in self.consumers(n.outputs[0]) if c.op != "Shape"]
+        return bool(cons) and all(c.op in ("Gemm", "MatMul") for c in cons)
+
+    def source(self, t: str) -> Node | None:
+        return self.producer.get(self.res(t))
 
     def is_act(self, n: Node) -> bool:
         return self.is_pw(n) and n.op not in {"BatchNormalization", "Add", "Sub", "Mul", "Div"}
@@ -436,12 +486,14 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
         rtx_conv_add,
         rtx_eliminate,
         rtx_gemm,
+        rtx_layout,
         rtx_pointwise,
         rtx_qdq,
     )
 
     s = RtxState(graph, target)
     rtx_eliminate.decide(s)
+    rtx_layout.decide(s)
     rtx_qdq.decide(s)
     rtx_conv_activation.decide(s)
     rtx_conv_add.decide(s)
@@ -453,6 +505,7 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
     rtx_pointwise.emit_kgens(s)
     rtx_gemm.decide(s)
     rtx_qdq.settle(s)
+    rtx_layout.settle(s)
     for n in s.nodes:  # anything no rule placed is a kernel of its own
         if n.name not in s.done and n.name not in s.dead:
             s.emit([n.name], UNFUSED)

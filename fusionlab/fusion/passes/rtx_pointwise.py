@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import fusionlab.fusion.passes.rtx_gemm as rtx_gemm
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
+import fusionlab.fusion.passes.rtx_layout as rtx_layout
 import fusionlab.fusion.passes.rtx_qdq as rtx_qdq
 import fusionlab.fusion.passes.rtx_runtime_fusion as rtx_runtime_fusion
 import fusionlab.fusion.passes.rtx_share_bias as rtx_share_bias
@@ -61,7 +62,7 @@ __doc__ = RULE.document(__doc__)
 
 def decide(s: rtx_kit.RtxState) -> None:
     """Find the pointwise regions and split each among the convolutions that feed it."""
-    free = [n for n in s.nodes if n.name not in s.done and n.name not in s.dead and s.is_pw(n)]
+    free = [n for n in s.nodes if n.name not in s.done and n.name not in s.dead and s.is_region_op(n)]
     free_names = {n.name for n in free}
     seen: set[str] = set()
     for n in free:
@@ -85,6 +86,9 @@ def decide(s: rtx_kit.RtxState) -> None:
 
 
 def _region(s: rtx_kit.RtxState, region: list[Node]) -> None:
+    region = rtx_layout.norm_transposes(s, region)
+    if not region:
+        return
     for n in list(region):  # R1b: a convolution's native activation feeding this region
         for t in s.dyn_inputs(n):
             p = s.producer.get(t)
@@ -155,21 +159,30 @@ def _region(s: rtx_kit.RtxState, region: list[Node]) -> None:
     order = {n.name: n.index for n in region}
     members = sorted((k for k in kgen if k in order), key=order.__getitem__)
     members += [k for k in kgen if k not in order]
-    joined = [s.cjoin[m] for m in members if m in s.cjoin]
     if target_bin is not None:
         b = target_bin
-        s.add_to_bin(b, [m for m in members if m not in added])
+        s.add_to_bin(b, rtx_layout.drop_views(s, [m for m in members if m not in added]))
+        bins = [b]
     else:
-        b = s.new_bin(joined + [m for m in members if m not in added], RULE.name)
+        bins = []
+        for piece in rtx_layout.split_ln(s, [[m for m in members if m not in added]]):
+            piece = rtx_layout.drop_views(s, piece)
+            if piece:
+                joined = [s.cjoin[m] for m in piece if m in s.cjoin]
+                bins.append(s.new_bin(joined + piece, RULE.name))
+        if not bins:
+            return
+        b = bins[0]
     for m in members:
         if m in added:
             s.add_to_bin(b, [m], added_by=added[m])
-    for m in list(s.bins[b]):  # R9: a global pool reading the kernel's output joins it
-        if m not in s.by_name:
-            continue
-        for c in s.consumers(s.by_name[m].outputs[0]):
-            if s.is_global_pool(c) and c.name not in s.done:
-                s.add_to_bin(b, [c.name])
+    for b in bins:
+        for m in list(s.bins[b]):  # R9: a global pool reading the kernel's output joins it
+            if m not in s.by_name:
+                continue
+            for c in s.consumers(s.by_name[m].outputs[0]):
+                if s.is_global_pool(c) and c.name not in s.done:
+                    s.add_to_bin(b, [c.name])
 
 
 def _owners(s: rtx_kit.RtxState, region: list[Node], heads: list[Node]) -> dict[str, str | None]:

@@ -41,6 +41,8 @@ RULE = Rule(
         "the epilogue is not computed by a Concat + pool kernel (rtx_concat_pool)",
         "every epilogue tensor has the convolution output's shape (no broadcast to a larger tensor, "
         "e.g. a squeeze-excitation scale Mul)",
+        "no data-movement or normalization op (Transpose, Reshape, Split, LayerNormalization, ...) in "
+        "the epilogue (R18a)",
         rtx_kit.CONVEX,
     ),
     source=(
@@ -94,6 +96,8 @@ def _failed(s: rtx_kit.RtxState, part: list[Node], region: set[str], head: Node 
     names = {n.name for n in part}
     if any(n.op in rtx_kit.NO_RUNTIME_FUSION for n in part):
         return 4
+    if any(n.op in rtx_kit.MOVE_OPS or s.is_norm(n) for n in part):
+        return 9
     if head is not None:
         shape = s.shape(head.outputs[0])
         if shape is not None and any(s.shape(n.outputs[0]) not in (None, shape) for n in part):
