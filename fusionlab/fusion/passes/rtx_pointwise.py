@@ -45,6 +45,8 @@ RULE = Rule(
         "the ops are pointwise and connected, none placed by an earlier rule",
         "a node fed by two convolution epilogues goes to the one nothing else reads, else to the "
         "branch that starts first",
+        "a global pool reading a HardSwish joins its kgen only when the map has at most 16,384 elements "
+        "or at most 7x7 positions (R13b: else the pool is a kgen of its own)",
         rtx_kit.CONVEX,
     ),
     source=(
@@ -165,7 +167,7 @@ def _region(s: rtx_kit.RtxState, region: list[Node]) -> None:
         bins = [b]
     else:
         bins = []
-        for piece in rtx_layout.split_ln(s, [[m for m in members if m not in added]]):
+        for piece in rtx_layout.split_ln(s, convex_pieces(s, [m for m in members if m not in added])):
             piece = rtx_layout.drop_views(s, piece)
             if piece:
                 joined = [s.cjoin[m] for m in piece if m in s.cjoin]
@@ -174,15 +176,38 @@ def _region(s: rtx_kit.RtxState, region: list[Node]) -> None:
             return
         b = bins[0]
     for m in members:
-        if m in added:
-            s.add_to_bin(b, [m], added_by=added[m])
+        if m in added:  # into the kgen of the node it feeds
+            feeds = {c.name for c in s.consumers(s.by_name[m].outputs[0])}
+            into = next((x for x in bins if feeds & set(s.bins[x])), b)
+            s.add_to_bin(into, [m], added_by=added[m])
     for b in bins:
         for m in list(s.bins[b]):  # R9: a global pool reading the kernel's output joins it
             if m not in s.by_name:
                 continue
             for c in s.consumers(s.by_name[m].outputs[0]):
                 if s.is_global_pool(c) and c.name not in s.done:
+                    if _hswish_gap_apart(s, s.by_name[m], c):
+                        s.reject(RULE.name, 3, [m, c.name], "a HardSwish map of more than 16,384 elements and 7x7")
+                        continue
                     s.add_to_bin(b, [c.name])
+
+
+def _hswish_gap_apart(s: rtx_kit.RtxState, act: Node, pool: Node) -> bool:
+    """R13b: a GlobalAveragePool reading a HardSwish (the op, or x*HardSigmoid(x)) is a kgen of
+    its own (``MulAddMinMaxMulTran`` + ``Mean``) when the map has more than 16,384 elements and
+    more than 7x7 positions. Micro se13_dw_hswish_hsig_c{C}_hw{HW}: apart for (96..672,14),
+    (84,14) = 16,464, (288,8), (480,{8,10,12,28}), (32,{28,56}); together for (32..80,14)
+    (80: 15,680), (240,8) = 15,360, every 7x7 up to (2048,7); SiLU always together
+    (se13_dw_silu_hsig_c480_hw14); mobilenetv3-large blocks 11 and 12."""
+    hs = act.op == "HardSwish"
+    if act.op == "Mul":
+        ins = s.dyn_inputs(act)
+        hs = any((p := s.producer.get(t)) is not None and p.op == "HardSigmoid" and s.res(p.inputs[0]) in ins
+                 for t in ins)
+    shp = s.shape(act.outputs[0])
+    if not hs or not shp or len(shp) != 4:
+        return False
+    return shp[1] * shp[2] * shp[3] > 16384 and shp[2] * shp[3] > 49
 
 
 def _owners(s: rtx_kit.RtxState, region: list[Node], heads: list[Node]) -> dict[str, str | None]:
@@ -225,6 +250,104 @@ def _merge_owner(s: rtx_kit.RtxState, n: Node, srcs: dict[str, str]) -> str:
     return winner
 
 
+def _topo(s: rtx_kit.RtxState) -> dict[str, int]:
+    """Live nodes' positions in a topological order of the resolved (R0b-aliased) graph."""
+    cached = getattr(s, "_topo_pos", None)
+    if cached is not None:
+        return cached
+    live = [n for n in s.nodes if n.name not in s.dead]
+    deps = {n.name: {p.name for t in s.dyn_inputs(n) if (p := s.producer.get(t)) is not None
+                     and p.name not in s.dead} for n in live}
+    out: list[str] = []
+    placed: set[str] = set()
+    pending = live
+    while pending:
+        rest = []
+        for n in pending:
+            if deps[n.name] <= placed:
+                out.append(n.name)
+                placed.add(n.name)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            out.extend(n.name for n in rest)
+            break
+        pending = rest
+    pos = {name: i for i, name in enumerate(out)}
+    s._topo_pos = pos  # type: ignore[attr-defined]
+    return pos
+
+
+def convex_pieces(s: rtx_kit.RtxState, members: list[str]) -> list[list[str]]:
+    """R15: a kgen cannot hold two nodes when one depends on the other through a node outside
+    it. Members are levelled by the number of outside kernels on their longest path from
+    another member; each level's connected parts are one kgen (resnet18-qat: each block's
+    BN/Add/ReLU/Q is its own kgen; convnext-t: each block's residual Add; micro ``cvx_*``)."""
+    mem = [m for m in members if m in s.by_name]
+    if len(mem) < 2:
+        return [members]
+    transparent = {s.cjoin[m] for m in mem if m in s.cjoin} - set(mem)
+    mset = set(mem) | transparent
+    pos = _topo(s)
+    order = sorted(pos, key=pos.__getitem__)
+    lo = min(pos[m] for m in mem if m in pos) if any(m in pos for m in mem) else 0
+    hi = max((pos[m] for m in mem if m in pos), default=0)
+    d: dict[str, int] = {}
+    val: dict[str, int] = {}
+    for name in order[lo:hi + 1]:
+        n = s.by_name[name]
+        best = -1 if name not in mset else 0
+        for t in s.dyn_inputs(n):
+            p = s.producer.get(t)
+            if p is None or (name in s.hoist and name in mset):
+                continue
+            if p.name in mset:
+                best = max(best, d.get(p.name, 0))
+            elif p.name in val and val[p.name] >= 0:
+                best = max(best, val[p.name] + (1 if name in mset else 0))
+        hs = s.hoist.get(name)
+        if hs is not None and name in mset:
+            hp = s.producer.get(hs)
+            if hp is not None and hp.name in d:
+                best = max(best, d[hp.name])
+        if name in mset:
+            d[name] = best
+        else:
+            val[name] = best
+    levels: dict[int, list[str]] = {}
+    for m in mem:
+        levels.setdefault(d.get(m, 0), []).append(m)
+    if len(levels) == 1:
+        return [members]
+    pieces: list[list[str]] = []
+    for lv in sorted(levels):
+        group = set(levels[lv])
+        comp: dict[str, int] = {}
+        for m in levels[lv]:
+            if m in comp:
+                continue
+            k = len(pieces)
+            pieces.append([])
+            stack = [m]
+            comp[m] = k
+            while stack:
+                x = stack.pop()
+                pieces[k].append(x)
+                nx = s.by_name[x]
+                nb = [c.name for o in nx.outputs for c in s.consumers(o)]
+                nb += [p.name for t in s.dyn_inputs(nx) if (p := s.producer.get(t))]
+                nb += [h.name for h in rtx_qdq.hoist_links(s, nx)]
+                for y in nb:
+                    if y in group and y not in comp:
+                        comp[y] = k
+                        stack.append(y)
+    rank = {m: i for i, m in enumerate(members)}
+    pieces = [sorted(pc, key=rank.__getitem__) for pc in pieces]
+    pieces[0].extend(x for x in members if x not in s.by_name)
+    s.reject(RULE.name, len(RULE.conditions), members, f"not convex: {len(pieces)} kgens")
+    return pieces
+
+
 def emit_kgens(s: rtx_kit.RtxState) -> None:
     """Record every kgen (the regions' and the concat kernels'); a kgen whose nodes are not
     convex leaves the nodes a path through other kernels comes back to for a kgen of their
@@ -235,7 +358,7 @@ def emit_kgens(s: rtx_kit.RtxState) -> None:
             later = _reentered(s, members)
             kept = [m for m in members if m not in later]
             if later and kept:
-                s.reject(RULE.name, 3, members, f"{', '.join(later)} wait for other kernels: a kgen of their own")
+                s.reject(RULE.name, len(RULE.conditions), members, f"{', '.join(later)} wait for other kernels: a kgen of their own")
             group = kept or members
             s.emit(group, rule, added_by={m: r for m, r in s.bin_added[b].items() if m in group})
             members = [m for m in members if m in later] if kept else []
