@@ -358,7 +358,8 @@ def emit_kgens(s: rtx_kit.RtxState) -> None:
             later = _reentered(s, members)
             kept = [m for m in members if m not in later]
             if later and kept:
-                s.reject(RULE.name, len(RULE.conditions), members, f"{', '.join(later)} wait for other kernels: a kgen of their own")
+                s.reject(RULE.name, len(RULE.conditions), members,
+                         f"{', '.join(later)} wait for other kernels: a kgen of their own")
             group = kept or members
             s.emit(group, rule, added_by={m: r for m, r in s.bin_added[b].items() if m in group})
             members = [m for m in members if m in later] if kept else []
