@@ -75,9 +75,12 @@ def decide(s: rtx_kit.RtxState) -> None:
         stack = [n]
         while stack:
             cur = stack.pop()
-            nbrs = [c for o in cur.outputs for c in s.consumers(o) if (cur.name, c.name) not in s.cut]
-            nbrs += [p for i in s.dyn_inputs(cur) if (p := s.producer.get(i)) and (p.name, cur.name) not in s.cut]
+            nbrs = [c for o in cur.outputs for c in s.consumers(o)
+                    if (cur.name, c.name) not in s.cut and not _split_cut(s, cur, c)]
+            nbrs += [p for i in s.dyn_inputs(cur) if (p := s.producer.get(i))
+                     and (p.name, cur.name) not in s.cut and not _split_cut(s, p, cur)]
             nbrs += rtx_qdq.hoist_links(s, cur)
+            nbrs += _concat_bridges(s, cur)
             for m in nbrs:
                 if m.name in free_names and m.name not in seen:
                     seen.add(m.name)
@@ -85,6 +88,36 @@ def decide(s: rtx_kit.RtxState) -> None:
                     stack.append(m)
         region.sort(key=lambda x: x.index)
         _region(s, region)
+
+
+def _split_cut(s: rtx_kit.RtxState, p: Node, c: Node) -> bool:
+    """R20f: a Split/Slice/Resize reading a pointwise op is a kernel of its own (and lets that op's
+    convolution epilogue runtime-fuse: split_bn_relu_two_convs, yolov8n C2f); after a movement op
+    or a GEMM epilogue it joins that kgen (shufflenetv2; attn20_split)."""
+    if c.op not in ("Split", "Slice", "Resize") or not s.is_pw(p):
+        return False
+    x: Node | None = p
+    for _ in range(16):
+        if x is None or not s.is_pw(x):
+            break
+        x = next((q for t in s.dyn_inputs(x) if (q := s.source(t)) is not None), None)
+    return not (x is not None and s.is_linear(x))
+
+
+def _concat_bridges(s: rtx_kit.RtxState, cur: Node) -> list[Node]:
+    """R20d: a Concat done in its pointwise reader's kgen (R7) joins the kgen of the movement ops
+    producing its inputs too (vit-s16 ``TranConcAdd... [/Transpose /Concat_2 /encoder/Add ln_1]``)."""
+    out: list[Node] = []
+    for c in (c for o in cur.outputs for c in s.consumers(o)):
+        if c.op == "Concat" and s.cmode.get(c.name) == "pw" and not rtx_layout.is_nhwc_flatten(s, cur):
+            out.extend(s.by_name[k] for k, v in s.cjoin.items() if v == c.name)
+    if cur.name in s.cjoin:
+        cat = s.by_name[s.cjoin[cur.name]]
+        for t in s.dyn_inputs(cat):
+            p = s.producer.get(t)
+            if p is not None and p.op in rtx_kit.MOVE_OPS and not rtx_layout.is_nhwc_flatten(s, p):
+                out.append(p)
+    return out
 
 
 def _region(s: rtx_kit.RtxState, region: list[Node]) -> None:

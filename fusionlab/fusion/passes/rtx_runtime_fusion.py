@@ -123,10 +123,12 @@ def _failed(s: rtx_kit.RtxState, part: list[Node], region: set[str], head: Node 
 def _fusable_consumer(s: rtx_kit.RtxState, c: Node) -> bool:
     if c.op in rtx_kit.CONV_OPS or (c.op in rtx_kit.POOL_OPS and not s.is_global_pool(c)):
         return True
+    if c.op in ("Split", "Slice", "Resize"):
+        return True  # R20f: a kernel of its own (yolov8n: CorrSilu read by the neck's Resize)
     if c.name in s.cask_member:
         return True  # read by a CASK convolution kernel (its residual Add)
     if c.op == "Concat":
-        if s.cmode.get(c.name, "inplace") in ("copy", "gap", "copy_kgen", "pw"):
+        if s.cmode.get(c.name, "inplace") in ("copy", "gap", "copy_kgen", "pw", "mover"):
             return True
         return not _in_output_buffer(s, c)
     return False
