@@ -32,7 +32,7 @@ from __future__ import annotations
 import fusionlab.fusion.passes.rtx_concat_pool as rtx_concat_pool
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph
+from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import How, Plan
 
 RULE = Rule(
