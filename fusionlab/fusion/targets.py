@@ -163,6 +163,8 @@ RTX_BUILDS = (
 )
 RTX_PASSES = (
     "rtx_eliminate",
+    "rtx_fold",
+    "rtx_layout",
     "rtx_conv_activation",
     "rtx_conv_add",
     "rtx_concat",
@@ -172,7 +174,6 @@ RTX_PASSES = (
     "rtx_share_bias",
     "rtx_gemm",
     "rtx_qdq",
-    "rtx_layout",
     "rtx_lrn",
 )
 """TensorRT-RTX's rules (fusionlab/fusion/passes/rtx_*.py): they decide together, in the

@@ -72,7 +72,8 @@ def bn_act(s: rtx_kit.RtxState, t: str) -> bool:
 def decide(s: rtx_kit.RtxState) -> None:
     """What each Concat becomes: ``copy``, ``copy_kgen``, ``gap``, ``pw`` or ``inplace``."""
     uses: dict[str, int] = {}
-    concats = [n for n in s.nodes if n.op == "Concat" and n.name not in s.dead and not s.is_wire(n)]
+    concats = [n for n in s.nodes if n.op == "Concat" and n.name not in s.dead and n.name not in s.folded
+               and not s.is_wire(n)]
     for c in concats:
         for t in s.dyn_inputs(c):
             uses[t] = uses.get(t, 0) + 1

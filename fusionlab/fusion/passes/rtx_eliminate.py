@@ -61,12 +61,16 @@ def decide(s: rtx_kit.RtxState) -> None:
     for n in s.nodes:
         if n.name not in live:
             s.dead[n.name] = "reaches no graph output"
+    from fusionlab.fusion.passes import rtx_fold
+
+    rtx_fold.decide(s)  # R19a: shape arithmetic is folded before duplicates merge
     merged = True
     while merged:  # R0d: a merge can make the readers identical: repeated until none merges
         merged = False
         seen: dict[tuple[object, ...], str] = {}
         for n in s.nodes:
-            if n.name in s.dead or s.is_wire(n) or n.op == "Constant" or len(n.outputs) != 1:
+            if (n.name in s.dead or n.name in s.folded or s.is_wire(n) or n.op == "Constant"
+                    or len(n.outputs) != 1):
                 continue
             key = _qdq_key(s, n) if n.op in ("QuantizeLinear", "DequantizeLinear") else None
             if key is None:

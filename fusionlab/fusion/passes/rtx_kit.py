@@ -162,6 +162,11 @@ class RtxState:
         """... of those, the ones with per-channel weight scales (R14c)."""
         self.qextra: dict[str, list[str]] = {}
         """Int8 convolution/Gemm -> its DQ and weight-Q nodes (R14a)."""
+        self.folded: set[str] = set()
+        """Nodes of shape arithmetic, folded (R19a)."""
+        self.folded_t: set[str] = set()
+        self.fold_attach: dict[str, list[str]] = {}
+        """Node -> the float folded nodes its kernels list (R19b)."""
         self.kextra: dict[str, list[str]] = {}
         """Convolution -> nodes its kernel lists too (R18c: the Transpose before it)."""
         self.ln_split: set[str] = set()
@@ -310,7 +315,7 @@ class RtxState:
         """Live readers of ``t``, looking through wires and duplicates."""
         out: list[Node] = []
         for c in self.readers.get(t, []):
-            if c.name in self.dead:
+            if c.name in self.dead or c.name in self.folded:
                 continue
             if self.is_wire(c):
                 out.extend(self.consumers(c.outputs[0]))
@@ -485,6 +490,7 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
         rtx_conv_activation,
         rtx_conv_add,
         rtx_eliminate,
+        rtx_fold,
         rtx_gemm,
         rtx_layout,
         rtx_pointwise,
@@ -494,6 +500,7 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
     s = RtxState(graph, target)
     rtx_eliminate.decide(s)
     rtx_layout.decide(s)
+    rtx_fold.matmul_scalars(s)
     rtx_qdq.decide(s)
     rtx_conv_activation.decide(s)
     rtx_conv_add.decide(s)
@@ -506,6 +513,7 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
     rtx_gemm.decide(s)
     rtx_qdq.settle(s)
     rtx_layout.settle(s)
+    rtx_fold.settle(s)
     for n in s.nodes:  # anything no rule placed is a kernel of its own
         if n.name not in s.done and n.name not in s.dead:
             s.emit([n.name], UNFUSED)
@@ -578,17 +586,19 @@ def _creates_cycle(work: Work, owned: Sequence[str]) -> bool:
     def layer(node: str) -> int | None:
         return work.owner.get(node)
 
-    seen: set[str] = set()
-    stack = [v for i in members for n in work.layer(i).owned for v in graph.nx.successors(n)
-             if layer(v) not in members]
-    while stack:
-        v = stack.pop()
-        if v in seen:
+    seen: set[tuple[str, bool]] = set()
+    stack = [(v, layer(v) is not None) for i in members for n in work.layer(i).owned
+             for v in graph.nx.successors(n) if layer(v) not in members]
+    while stack:  # a path through eliminated nodes only (folded shape arithmetic) is no layer
+        v, through = stack.pop()
+        if (v, through) in seen:
             continue
-        seen.add(v)
+        seen.add((v, through))
         if layer(v) in members:
-            return True
-        stack.extend(graph.nx.successors(v))
+            if through:
+                return True
+            continue
+        stack.extend((w, through or layer(w) is not None) for w in graph.nx.successors(v))
     return False
 
 

@@ -406,7 +406,7 @@ def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
     found: set[str] = set()
     seen: set[tuple[str, bool]] = set()
     stack = [(c.name, s.is_wire(c)) for m in members for o in s.by_name[m].outputs
-             for c in s.readers.get(o, []) if c.name not in inside]
+             for c in s.readers.get(o, []) if c.name not in inside and c.name not in s.folded]
     while stack:
         name, wire_only = stack.pop()
         if (name, wire_only) in seen:
@@ -415,8 +415,8 @@ def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
         node = s.by_name[name]
         for o in node.outputs:
             for c in s.readers.get(o, []):
-                if c.name in s.hoist and node.op in ("MaxPool", "GlobalAveragePool"):
-                    continue  # R14b: the Q is computed before the pool, from its input
+                if c.name in s.folded or (c.name in s.hoist and node.op in ("MaxPool", "GlobalAveragePool")):
+                    continue  # R19a: shape arithmetic; R14b: the Q is computed before the pool, from its input
                 if c.name in inside:
                     if not wire_only:
                         found.add(c.name)
