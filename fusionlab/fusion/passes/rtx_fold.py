@@ -79,9 +79,11 @@ def decide(s: rtx_kit.RtxState) -> None:
             s.consts.add(o)
             is_float[o] = fl
         s.folded.add(n.name)
-        s.eliminate(n.name, RULE.name, How.CONSTANT, "shape arithmetic: folded with the static shapes")
-        if fl:
+        if fl:  # listed by its readers' kernels (rtx_kit.analyse eliminates it if none does)
             float_nodes.add(n.name)
+            s.done.add(n.name)
+        else:
+            s.eliminate(n.name, RULE.name, How.CONSTANT, "shape arithmetic: folded with the static shapes")
     for n in s.nodes:  # R19b: readers of float folded tensors list the float chain
         if n.name in s.dead or n.name in s.folded:
             continue

@@ -370,6 +370,7 @@ def convex_pieces(s: rtx_kit.RtxState, members: list[str]) -> list[list[str]]:
                 nb = [c.name for o in nx.outputs for c in s.consumers(o)]
                 nb += [p.name for t in s.dyn_inputs(nx) if (p := s.producer.get(t))]
                 nb += [h.name for h in rtx_qdq.hoist_links(s, nx)]
+                nb += [h.name for h in _concat_bridges(s, nx)]
                 for y in nb:
                     if y in group and y not in comp:
                         comp[y] = k
