@@ -501,6 +501,7 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
     rtx_eliminate.decide(s)
     rtx_layout.decide(s)
     rtx_fold.matmul_scalars(s)
+    rtx_layout.absorbed_operands(s)
     rtx_qdq.decide(s)
     rtx_conv_activation.decide(s)
     rtx_conv_add.decide(s)

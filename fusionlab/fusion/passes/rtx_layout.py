@@ -24,6 +24,12 @@ R20b: inside a kgen a view (Reshape, Squeeze, Unsqueeze) is listed only as the i
 movement op, a Softmax or a normalization of that kgen (token tensors), or when it is interior
 to the kgen (NHWC image tensors); an NHWC flatten ``[N,C,H,W] -> [N,C,HW]`` is a real relayout
 and listed, except before a ``Transpose(0,2,1)`` with C >= 32. Views elsewhere are in no kernel.
+R20a: the movement chain (views and Transposes, one reader each) feeding an operand of a MatMul
+of two activations runs in no kernel when every Transpose in it keeps the last axis last: the
+batched GEMM reads the strided operand (vit-s16 q ``Reshape_3 Transpose_2 Reshape_6``).
+R20c: in a movement kgen, a Transpose that moves the innermost axis is a kernel of its own (with
+its input view) when the new innermost size is odd and the tensor has more than 70,000 elements
+(a cost-model bound, bracketed in (65,792, 74,880]).
 
 Live builds (TensorRT-RTX 1.7.1.116, /work/scratch/rtx-modern): ``mov18_relu_t_*``,
 ``mov18_gemm_t_add``, ``mov18_ln_t_{dense2s2,dense3,dense1,dw7}``, ``mov18_ln_t_dw7_resid``,
@@ -32,6 +38,8 @@ channel_shuffle_bn, channel_shuffle, layernorm_decomposed; convnext-t, convnext-
 """
 
 from __future__ import annotations
+
+import math
 
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
@@ -51,6 +59,10 @@ RULE = Rule(
         "a view is the input of a movement op, Softmax or normalization of its kgen, interior to an "
         "image kgen, or an NHWC flatten (else it runs in no kernel)",
         "a GEMM's epilogue holds no movement or normalization op (else it fuses up to the first one)",
+        "the movement chain into a MatMul of two activations has a Transpose moving the last axis (else "
+        "the GEMM reads it strided: in no kernel, R20a)",
+        "no Transpose of the kgen moves the innermost axis to an odd size over more than 70,000 elements "
+        "(else it is a kernel of its own, R20c)",
         rtx_kit.CONVEX,
     ),
     source=(
@@ -73,6 +85,72 @@ def decide(s: rtx_kit.RtxState) -> None:
         if n.name not in s.done and n.name not in s.dead and s.is_shape_only(n):
             s.eliminate(n.name, RULE.name, How.NOOP, "a Transpose that moves no data, read by a GEMM")
             s.reject(RULE.name, 2, [n.name], "moves no data: in no kernel")
+
+
+def absorbed_operands(s: rtx_kit.RtxState) -> None:
+    """R20a: the strided operand chains of a MatMul of two activations run in no kernel."""
+    for n in s.nodes:
+        if n.op != "MatMul" or n.name in s.dead or len(n.inputs) < 2 or any(s.is_const(i) for i in n.inputs[:2]):
+            continue
+        for t in n.inputs[:2]:
+            chain: list[Node] = []
+            p = s.producer.get(s.res(t))
+            ok = True
+            while p is not None and p.name not in s.dead:
+                if p.name in s.kextra.get(n.name, []):
+                    ins = s.dyn_inputs(p)
+                    p = s.source(ins[0]) if ins else None
+                    continue
+                if p.op not in ("Reshape", "Squeeze", "Unsqueeze", "Transpose"):
+                    if s.is_pw(p) and p.name not in s.done:
+                        ok = False  # it joins that op's kgen (prototype micro attention)
+                    break
+                if len(s.consumers(p.outputs[0])) != 1:
+                    break
+                if p.op == "Transpose":
+                    perm = list(p.attrs.get("perm") or [])
+                    if not perm or perm[-1] != len(perm) - 1:
+                        s.reject(RULE.name, 6, [p.name, n.name], "moves the last axis: materialised")
+                        ok = False
+                        break
+                chain.append(p)
+                p = s.source(p.inputs[0])
+            if ok:
+                for c in chain:
+                    s.eliminate(c.name, RULE.name, How.NOOP, "read strided by the batched GEMM")
+
+
+def split_odd_transpose(s: rtx_kit.RtxState, pieces: list[list[str]]) -> list[list[str]]:
+    """R20c: the odd-innermost Transpose of a large movement kgen gets a kernel of its own
+    (attn20_torch_T{195,197,199,201}_E384, T197_E768, T197_E384_H12 split; T{64..257 even},
+    T{65,129,169,171}_E384, T197_E{128,256}, T257_E256 do not; vit-s16 ``Reshape_7 Transpose_5``)."""
+    out: list[list[str]] = []
+    for pc in pieces:
+        cut: Node | None = None
+        if len(pc) > 2:
+            for m in pc:
+                n = s.by_name.get(m)
+                if n is None or n.op != "Transpose":
+                    continue
+                perm = list(n.attrs.get("perm") or [])
+                shp = s.shape(n.outputs[0])
+                if not perm or not shp or perm[-1] == len(perm) - 1:
+                    continue
+                if shp[-1] % 2 == 1 and math.prod(shp) > 70000:
+                    cut = n
+                    break
+        if cut is None:
+            out.append(pc)
+            continue
+        own = [cut.name]
+        src = s.source(cut.inputs[0])
+        if src is not None and src.name in pc and src.op in rtx_kit.VIEW_OPS:
+            own.insert(0, src.name)
+        size = math.prod(s.shape(cut.outputs[0]) or ())
+        s.reject(RULE.name, 7, pc, f"{cut.name}: odd innermost size, {size} elements")
+        out.append([m for m in pc if m not in own])
+        out.append(own)
+    return out
 
 
 def norm_transposes(s: rtx_kit.RtxState, region: list[Node]) -> list[Node]:

@@ -200,7 +200,8 @@ def _region(s: rtx_kit.RtxState, region: list[Node]) -> None:
         bins = [b]
     else:
         bins = []
-        for piece in rtx_layout.split_ln(s, convex_pieces(s, [m for m in members if m not in added])):
+        pieces = rtx_layout.split_ln(s, convex_pieces(s, [m for m in members if m not in added]))
+        for piece in rtx_layout.split_odd_transpose(s, pieces):
             piece = rtx_layout.drop_views(s, piece)
             if piece:
                 joined = [s.cjoin[m] for m in piece if m in s.cjoin]
