@@ -173,6 +173,7 @@ def _movers(s: rtx_kit.RtxState, c: Node, ins: list[str], mode: str, absorb: lis
     names = list(dict.fromkeys(p.name for p in movers))
     s.reject(RULE.name, 3, [*names, c.name], "done by a kgen that recomputes the Split/Resize")
     s.cbin[c.name] = s.new_bin([*names, c.name], RULE.name)
+    s.recomputing.add(s.cbin[c.name])
     for mv in movers:
         if any(q.name != c.name for o in mv.outputs for q in s.consumers(o)):
             s.emit([mv.name], rtx_kit.UNFUSED)  # its own ``Slic`` kernel for the other readers

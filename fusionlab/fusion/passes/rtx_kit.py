@@ -162,6 +162,8 @@ class RtxState:
         """... of those, the ones with per-channel weight scales (R14c)."""
         self.qextra: dict[str, list[str]] = {}
         """Int8 convolution/Gemm -> its DQ and weight-Q nodes (R14a)."""
+        self.recomputing: set[int] = set()
+        """Bins that recompute a Split/Resize they list (R20g): a path back into them is no cycle."""
         self.folded: set[str] = set()
         """Nodes of shape arithmetic, folded (R19a)."""
         self.folded_t: set[str] = set()

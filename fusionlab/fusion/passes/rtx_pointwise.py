@@ -390,7 +390,7 @@ def emit_kgens(s: rtx_kit.RtxState) -> None:
     for b, members in enumerate(s.bins):
         rule = s.bin_rule[b]
         while members:
-            later = _reentered(s, members)
+            later = set() if b in s.recomputing else _reentered(s, members)
             kept = [m for m in members if m not in later]
             if later and kept:
                 s.reject(RULE.name, len(RULE.conditions), members,
