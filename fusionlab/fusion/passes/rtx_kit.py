@@ -162,6 +162,8 @@ class RtxState:
         """... of those, the ones with per-channel weight scales (R14c)."""
         self.qextra: dict[str, list[str]] = {}
         """Int8 convolution/Gemm -> its DQ and weight-Q nodes (R14a)."""
+        self.gemm_prologue: dict[str, list[str]] = {}
+        """Reduction-regime Gemm -> the Gemm and epilogue its first kernel computes (R21a)."""
         self.recomputing: set[int] = set()
         """Bins that recompute a Split/Resize they list (R20g): a path back into them is no cycle."""
         self.folded: set[str] = set()
@@ -514,6 +516,7 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
     rtx_qdq.own_hoisted(s)
     rtx_pointwise.emit_kgens(s)
     rtx_gemm.decide(s)
+    rtx_gemm.settle(s)
     rtx_qdq.settle(s)
     rtx_layout.settle(s)
     rtx_fold.settle(s)

@@ -136,7 +136,9 @@ def _region(s: rtx_kit.RtxState, region: list[Node]) -> None:
         for t in s.dyn_inputs(n):
             p = s.producer.get(t)
             if (p is not None and (p.op in rtx_kit.CONV_OPS or s.is_linear(p)) and p.name not in s.done
-                    and not s.is_output(t) and all(c.name in names for c in s.consumers(t))
+                    # R21a: a reduction Gemm's bias moves to its reader's kgen, a graph output too
+                    and (not s.is_output(t) or (s.is_linear(p) and rtx_kit.gemm_regime(s, p) == "reduce"))
+                    and all(c.name in names for c in s.consumers(t))
                     and p not in heads):
                 heads.append(p)
     owner = _owners(s, region, heads)
