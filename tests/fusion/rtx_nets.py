@@ -115,6 +115,17 @@ class CNN:
     def lrn(self, x: str, name: str, size: int = 5) -> str:
         return self.node("LRN", [x], name, self.shapes[x], size=size, alpha=1e-4, beta=0.75, bias=1.0)
 
+    def transpose(self, x: str, perm: Sequence[int], name: str) -> str:
+        return self.node("Transpose", [x], name, [self.shapes[x][p] for p in perm], perm=list(perm))
+
+    def split(self, x: str, sizes: Sequence[int], names: Sequence[str], name: str) -> list[str]:
+        """A Split along the channels into ``names``."""
+        sizes_t = self._init(f"{name}.sizes", np.array(sizes, np.int64))
+        self.nodes.append(helper.make_node("Split", [x, sizes_t], list(names), name=name, axis=1))
+        for out, c in zip(names, sizes, strict=True):
+            self.shapes[out] = (self.shapes[x][0], c, *self.shapes[x][2:])
+        return list(names)
+
     def qdq(self, x: str, tag: str, scale: float = 0.05) -> str:
         """``x`` -> QuantizeLinear ``<tag>_q`` -> DequantizeLinear ``<tag>_dq`` (int8, per tensor)."""
         sc = self._init(f"{tag}.s", np.array(scale, np.float32))

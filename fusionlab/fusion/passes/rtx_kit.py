@@ -162,6 +162,8 @@ class RtxState:
         """... of those, the ones with per-channel weight scales (R14c)."""
         self.qextra: dict[str, list[str]] = {}
         """Int8 convolution/Gemm -> its DQ and weight-Q nodes (R14a)."""
+        self.topo_pos: dict[str, int] | None = None
+        """Live nodes' positions in a topological order of the resolved graph (R15; computed once)."""
         self.gemm_prologue: dict[str, list[str]] = {}
         """Reduction-regime Gemm -> the Gemm and epilogue its first kernel computes (R21a)."""
         self.recomputing: set[int] = set()

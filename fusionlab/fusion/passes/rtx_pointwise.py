@@ -288,9 +288,8 @@ def _merge_owner(s: rtx_kit.RtxState, n: Node, srcs: dict[str, str]) -> str:
 
 def _topo(s: rtx_kit.RtxState) -> dict[str, int]:
     """Live nodes' positions in a topological order of the resolved (R0b-aliased) graph."""
-    cached = getattr(s, "_topo_pos", None)
-    if cached is not None:
-        return cached
+    if s.topo_pos is not None:
+        return s.topo_pos
     live = [n for n in s.nodes if n.name not in s.dead]
     deps = {n.name: {p.name for t in s.dyn_inputs(n) if (p := s.producer.get(t)) is not None
                      and p.name not in s.dead} for n in live}
@@ -310,7 +309,7 @@ def _topo(s: rtx_kit.RtxState) -> dict[str, int]:
             break
         pending = rest
     pos = {name: i for i, name in enumerate(out)}
-    s._topo_pos = pos  # type: ignore[attr-defined]
+    s.topo_pos = pos
     return pos
 
 
