@@ -263,6 +263,17 @@ def mlp_head() -> onnx.ModelProto:
     return n.output("am").model()
 
 
+def softmax_out_image(axis: int) -> Callable[[], onnx.ModelProto]:
+    #   x -> conv -> sm (Softmax over ``axis`` of the NHWC image, a graph output)   (rtx_pointwise R22:
+    #   one more kernel [sm]; sm22_dfl_*)
+    def build() -> onnx.ModelProto:
+        n = CNN((1, 16, 8, 8))
+        n.node("Softmax", [n.conv("x", 16, name="conv")], "sm", (1, 16, 8, 8), axis=axis)
+        return n.model()
+
+    return build
+
+
 def qdq_int8_chain() -> onnx.ModelProto:
     #   x -> in_q -> in_dq -> c1 -> bn1 -> r1 -> a1_q -> a1_dq -> c2 -> y     (rtx_qdq: R14a-c;
     #   c1, c2: per-channel int8 convs, weights quantized in the graph)     qdq14_wq_in_graph)
@@ -302,6 +313,8 @@ CASES: dict[str, Case] = {
     "hswish_gap_apart": (hswish_gap(480), [["dw"], ["hs"], ["gap"], ["fc1"]]),
     "hswish_gap_together": (hswish_gap(80), [["dw"], ["hs", "gap"], ["fc1"]]),
     "mlp_head": (mlp_head, [["conv"], ["gap"], ["fc1"], ["fc1", "relu1", "fc2"], ["fc2", "sm"], ["sm", "am"]]),
+    "softmax_out_image_c": (softmax_out_image(1), [["conv"], ["sm"], ["sm"]]),
+    "softmax_out_image_w": (softmax_out_image(-1), [["conv"], ["sm"], ["sm"]]),
     "qdq_int8_chain": (qdq_int8_chain, [["in_q"], ["c1", "in_dq", "c1_wdq", "c1_wq"], ["bn1", "r1", "a1_q"],
                                         ["c2", "a1_dq", "c2_wdq", "c2_wq"], ["c2"]]),
 }

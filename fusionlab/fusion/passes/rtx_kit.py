@@ -518,6 +518,7 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
     rtx_qdq.own_hoisted(s)
     rtx_pointwise.emit_kgens(s)
     rtx_gemm.decide(s)
+    rtx_pointwise.softmax_output_tail(s)
     rtx_gemm.settle(s)
     rtx_qdq.settle(s)
     rtx_layout.settle(s)

@@ -384,6 +384,22 @@ def convex_pieces(s: rtx_kit.RtxState, members: list[str]) -> list[list[str]]:
     return pieces
 
 
+def softmax_output_tail(s: rtx_kit.RtxState) -> None:
+    """R22: a Softmax that is a graph output gets one more kernel listing only it (``Move [sm]`` /
+    ``Div [sm]``) when its axis is not the last or its tensor is an NHWC image (sm22_dfl_tr_sig,
+    sm22_dfl_notr_sig, sm22_dfl_tr_nosig; micro softmax_out_image, axis 1 and -1); over the last axis
+    of a row-major tensor it does not (prototype micro softmax_alone)."""
+    for n in s.nodes:
+        if n.op != "Softmax" or n.name in s.dead or not s.is_output(n.outputs[0]):
+            continue
+        shp = s.shape(n.outputs[0])
+        if not shp:
+            continue
+        axis = int(n.attrs.get("axis", -1) or 0) % len(shp)
+        if axis != len(shp) - 1 or rtx_layout.is_image(s, s.res(n.inputs[0])):
+            s.groups.append(rtx_kit.Group(RULE.name, Kind.POINTWISE, (n.name,)))
+
+
 def emit_kgens(s: rtx_kit.RtxState) -> None:
     """Record every kgen (the regions' and the concat kernels'); a kgen whose nodes are not
     convex leaves the nodes a path through other kernels comes back to for a kgen of their
