@@ -274,6 +274,14 @@ def softmax_out_image(axis: int) -> Callable[[], onnx.ModelProto]:
     return build
 
 
+def grouped_gap() -> onnx.ModelProto:
+    #   x -> gc (group 2, a bias) -> gap -> fc      (rtx_gemm R16: the pool kernel adds gc's bias:
+    #   ``AddMoveMean [gc gap]``; grp16t_g{2,4,8}_none_gap)
+    n = CNN((1, 32, 16, 16))
+    n.conv(n.gap(n.conv("x", 32, 3, name="gc", group=2), "gap"), 8, name="fc")
+    return n.model()
+
+
 def qdq_int8_chain() -> onnx.ModelProto:
     #   x -> in_q -> in_dq -> c1 -> bn1 -> r1 -> a1_q -> a1_dq -> c2 -> y     (rtx_qdq: R14a-c;
     #   c1, c2: per-channel int8 convs, weights quantized in the graph)     qdq14_wq_in_graph)
@@ -315,6 +323,7 @@ CASES: dict[str, Case] = {
     "mlp_head": (mlp_head, [["conv"], ["gap"], ["fc1"], ["fc1", "relu1", "fc2"], ["fc2", "sm"], ["sm", "am"]]),
     "softmax_out_image_c": (softmax_out_image(1), [["conv"], ["sm"], ["sm"]]),
     "softmax_out_image_w": (softmax_out_image(-1), [["conv"], ["sm"], ["sm"]]),
+    "grouped_gap": (grouped_gap, [["gc"], ["gc", "gap"], ["fc"]]),
     "qdq_int8_chain": (qdq_int8_chain, [["in_q"], ["c1", "in_dq", "c1_wdq", "c1_wq"], ["bn1", "r1", "a1_q"],
                                         ["c2", "a1_dq", "c2_wdq", "c2_wq"], ["c2"]]),
 }

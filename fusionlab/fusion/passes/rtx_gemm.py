@@ -145,7 +145,7 @@ def gemm(s: rtx_kit.RtxState, n: Node, rule: str = rtx_kit.UNFUSED) -> None:
 
 def decide(s: rtx_kit.RtxState) -> None:
     """The Gemms, pools, LRNs and convolutions no earlier rule placed."""
-    from fusionlab.fusion.passes import rtx_lrn
+    from fusionlab.fusion.passes import rtx_conv_activation, rtx_lrn
 
     for n in s.nodes:
         if n.name in s.done or n.name in s.dead:
@@ -154,6 +154,11 @@ def decide(s: rtx_kit.RtxState) -> None:
             gemm(s, n)
         elif n.op in ("ArgMax", "ArgMin") and (src := s.source(n.inputs[0])) is not None and src.op == "Softmax":
             s.emit([src.name, n.name], RULE.name)  # R21b: the softmax's division runs with the ArgMax
+        elif (s.is_global_pool(n) and (src := s.source(n.inputs[0])) is not None and src.op == "Conv"
+              and rtx_conv_activation.grouped(s, src) and len(src.inputs) > 2 and bool(src.inputs[2])):
+            # R16: the pool kernel adds a grouped convolution's bias (``AddMoveMean [gc gap]``;
+            # grp16t_g{2,4,8}_none_gap, se13_grp_*)
+            s.emit([n.name, src.name], RULE.name, kind=s.kind_of([n.name]))
         elif s.is_global_pool(n):
             fc = [c for c in s.consumers(n.outputs[0]) if c.op == "Gemm"]
             if len(fc) == 1 and rtx_kit.gap_takes_fc(s, n, fc[0]):
