@@ -49,8 +49,8 @@ def affine_entry(s: rtx_kit.RtxState, head: Node) -> bool:
     """Whether ``head``'s bias moves into the kgen after it (then the kgen lists it)."""
     if len(head.inputs) < 3 or not head.inputs[2]:
         return False
-    if head.name in s.int8_pc:
-        return True  # R14c: the rescale kgen adds a per-channel int8 convolution's bias
+    if head.name in s.int8_pc or rtx_conv_activation.grouped(s, head):
+        return True  # R14c / R16: the kgen adds a per-channel int8 or grouped convolution's bias
     c = s.consumers(head.outputs[0])
     moves = len(c) == 1 and (
         c[0].op in rtx_kit.AFFINE_HEAD
