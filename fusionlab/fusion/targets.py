@@ -159,7 +159,9 @@ _MODERN_DIFFERENCES = (
 
 RTX_BUILDS = (
     "live TensorRT-RTX 1.7.1.116 builds on its CPU builder (micro-networks named in each rtx_* pass; "
-    "inception3a, googlenet, googlenet-caffe, resnet18, resnet50, mobilenetv2; random CNN DAGs)"
+    "every fusionlab zoo model: inception3a, googlenet, googlenet-caffe, resnet18, resnet50, mobilenetv2, "
+    "mobilenetv2-qdq, resnet18-qat, convnext-t, vit-s16, shufflenetv2, yolov8n, mnist-cookbook, ...; "
+    "random CNN DAGs)"
 )
 RTX_PASSES = (
     "rtx_eliminate",

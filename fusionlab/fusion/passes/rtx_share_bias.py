@@ -12,7 +12,9 @@ kgen lists the convolution too (its bias add moved there) iff the convolution ha
 and its only reader is a BatchNormalization or a HardSigmoid (a Mul/Div by a constant is
 assumed to behave like a BN, untested). An Add of a constant does not take it; a
 convolution without a bias has nothing to move. The same happens to a reduction-regime
-Gemm's bias (R11): ``[fc]`` and ``[fc + softmax]``.
+Gemm's bias (R11): ``[fc]`` and ``[fc + softmax]``. A per-channel int8 convolution (R14c,
+``rtx_qdq``) and a grouped, not depthwise, one (R16) always move their bias into the kgen that
+reads them (``se13_grp_*``, ``grp16t_*``, cvx_int8_chain).
 
 Live builds (TensorRT-RTX 1.7.1.116): ``cbr_single_out`` (``[conv]`` + ``[bn conv relu]``),
 ``act_HardSigmoid_nobn_out`` (``[act conv1]``), ``act_LeakyRelu_nobn_out`` (``[act]`` only);
