@@ -282,6 +282,18 @@ def grouped_gap() -> onnx.ModelProto:
     return n.model()
 
 
+def qdq_residual() -> onnx.ModelProto:
+    #   x -> in_q -> in_dq -> c1 -> r1 -> a1_q -> a1_dq -> c2 -> add(c2, in_dq) -> r2 -> a2_q -> a2_dq -> c3
+    #   (rtx_qdq R14a/b: in_dq is listed by c1's kernel and by the add's kgen, which recomputes it;
+    #   prototype micro qdq_residual_add)
+    n = CNN()
+    x = n.qdq("x", "in")
+    y = n.unary("Relu", n.qconv(x, 16, 3, name="c1"), "r1")
+    y = n.unary("Relu", n.add(n.qconv(n.qdq(y, "a1"), 16, 3, name="c2"), x, "add"), "r2")
+    n.qconv(n.qdq(y, "a2"), 8, name="c3")
+    return n.model()
+
+
 def qdq_int8_chain() -> onnx.ModelProto:
     #   x -> in_q -> in_dq -> c1 -> bn1 -> r1 -> a1_q -> a1_dq -> c2 -> y     (rtx_qdq: R14a-c;
     #   c1, c2: per-channel int8 convs, weights quantized in the graph)     qdq14_wq_in_graph)
@@ -324,6 +336,9 @@ CASES: dict[str, Case] = {
     "softmax_out_image_c": (softmax_out_image(1), [["conv"], ["sm"], ["sm"]]),
     "softmax_out_image_w": (softmax_out_image(-1), [["conv"], ["sm"], ["sm"]]),
     "grouped_gap": (grouped_gap, [["gc"], ["gc", "gap"], ["fc"]]),
+    "qdq_residual": (qdq_residual, [["in_q"], ["c1", "c1_wdq", "c1_wq", "in_dq"], ["a1_q", "c1", "r1"],
+                                    ["a1_dq", "c2", "c2_wdq", "c2_wq"], ["a2_q", "add", "c2", "in_dq", "r2"],
+                                    ["a2_dq", "c3", "c3_wdq", "c3_wq"], ["c3"]]),
     "qdq_int8_chain": (qdq_int8_chain, [["in_q"], ["c1", "in_dq", "c1_wdq", "c1_wq"], ["bn1", "r1", "a1_q"],
                                         ["c2", "a1_dq", "c2_wdq", "c2_wq"], ["c2"]]),
 }

@@ -318,6 +318,13 @@ def convex_pieces(s: rtx_kit.RtxState, members: list[str]) -> list[list[str]]:
     it. Members are levelled by the number of outside kernels on their longest path from
     another member; each level's connected parts are one kgen (resnet18-qat: each block's
     BN/Add/ReLU/Q is its own kgen; convnext-t: each block's residual Add; micro ``cvx_*``)."""
+    shared_dq = [m for m in members if rtx_qdq.recomputed_dq(s, m)]
+    if shared_dq:  # R14a: a DQ listed by an int8 kernel too is recomputed: it joins its reader's piece
+        parts = convex_pieces(s, [m for m in members if m not in shared_dq])
+        for dq in shared_dq:
+            readers = {c.name for c in s.consumers(s.by_name[dq].outputs[0])}
+            next((pc for pc in parts if readers & set(pc)), parts[0]).append(dq)
+        return parts
     mem = [m for m in members if m in s.by_name]
     if len(mem) < 2:
         return [members]
@@ -425,7 +432,8 @@ def _reentered(s: rtx_kit.RtxState, members: list[str]) -> set[str]:
     found: set[str] = set()
     seen: set[tuple[str, bool]] = set()
     stack = [(c.name, s.is_wire(c)) for m in members for o in s.by_name[m].outputs
-             for c in s.readers.get(o, []) if c.name not in inside and c.name not in s.folded]
+             for c in s.readers.get(o, []) if c.name not in inside and c.name not in s.folded
+             and not (c.name in s.int8 and rtx_qdq.recomputed_dq(s, m))]  # R14a: recomputed
     while stack:
         name, wire_only = stack.pop()
         if (name, wire_only) in seen:

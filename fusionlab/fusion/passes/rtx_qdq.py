@@ -122,6 +122,13 @@ def hoist_links(s: rtx_kit.RtxState, cur: Node) -> list[Node]:
     return out
 
 
+def recomputed_dq(s: rtx_kit.RtxState, name: str) -> bool:
+    """A free activation DQ read by an int8 kernel and by a pointwise op: both list it (R14a)."""
+    n = s.by_name.get(name)
+    return (n is not None and n.op == "DequantizeLinear"
+            and any(c.name in s.int8 for c in s.consumers(n.outputs[0])))
+
+
 def own_hoisted(s: rtx_kit.RtxState) -> None:
     """R14b: a Q computed before the MaxPool it reads is listed by the pool producer's kgen,
     but in fusionlab's acyclic plan it is owned by a layer of its own (the kgen shares it)."""
@@ -129,6 +136,13 @@ def own_hoisted(s: rtx_kit.RtxState) -> None:
         src = s.producer.get(s.res(s.by_name[q].inputs[0]))
         if src is not None and src.op == "MaxPool" and q in s.bin_of:
             s.emit([q], RULE.name)
+    for n in s.nodes:  # a DQ both list is owned by the int8 kernel (the kgen recomputes it)
+        if n.name in s.bin_of and recomputed_dq(s, n.name):
+            for c in s.consumers(n.outputs[0]):
+                gi = next((i for i, g in enumerate(s.groups) if g.nodes and g.nodes[0] == c.name), None)
+                if c.name in s.int8 and gi is not None:
+                    _extend(s, gi, [n.name])
+                    break
 
 
 def _extend(s: rtx_kit.RtxState, gi: int, names: list[str]) -> None:
