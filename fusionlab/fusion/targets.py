@@ -280,10 +280,14 @@ _MODERN_DIFFERENCES = (
 
 RTX_BUILDS = (
     "live TensorRT-RTX 1.7.1.116 builds on its CPU builder (micro-networks named in each rtx_* pass; "
-    "inception3a, googlenet, googlenet-caffe, resnet18, resnet50, mobilenetv2; random CNN DAGs)"
+    "every fusionlab zoo model: inception3a, googlenet, googlenet-caffe, resnet18, resnet50, mobilenetv2, "
+    "mobilenetv2-qdq, resnet18-qat, convnext-t, vit-s16, shufflenetv2, yolov8n, mnist-cookbook, ...; "
+    "random CNN DAGs)"
 )
 RTX_PASSES = (
     "rtx_eliminate",
+    "rtx_fold",
+    "rtx_layout",
     "rtx_conv_activation",
     "rtx_conv_add",
     "rtx_concat",
@@ -292,6 +296,7 @@ RTX_PASSES = (
     "rtx_runtime_fusion",
     "rtx_share_bias",
     "rtx_gemm",
+    "rtx_qdq",
     "rtx_lrn",
 )
 """TensorRT-RTX's rules (fusionlab/fusion/passes/rtx_*.py): they decide together, in the

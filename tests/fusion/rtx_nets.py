@@ -115,6 +115,36 @@ class CNN:
     def lrn(self, x: str, name: str, size: int = 5) -> str:
         return self.node("LRN", [x], name, self.shapes[x], size=size, alpha=1e-4, beta=0.75, bias=1.0)
 
+    def transpose(self, x: str, perm: Sequence[int], name: str) -> str:
+        return self.node("Transpose", [x], name, [self.shapes[x][p] for p in perm], perm=list(perm))
+
+    def split(self, x: str, sizes: Sequence[int], names: Sequence[str], name: str) -> list[str]:
+        """A Split along the channels into ``names``."""
+        sizes_t = self._init(f"{name}.sizes", np.array(sizes, np.int64))
+        self.nodes.append(helper.make_node("Split", [x, sizes_t], list(names), name=name, axis=1))
+        for out, c in zip(names, sizes, strict=True):
+            self.shapes[out] = (self.shapes[x][0], c, *self.shapes[x][2:])
+        return list(names)
+
+    def qdq(self, x: str, tag: str, scale: float = 0.05) -> str:
+        """``x`` -> QuantizeLinear ``<tag>_q`` -> DequantizeLinear ``<tag>_dq`` (int8, per tensor)."""
+        sc = self._init(f"{tag}.s", np.array(scale, np.float32))
+        zp = self._init(f"{tag}.z", np.array(0, np.int8))
+        q = self.node("QuantizeLinear", [x, sc, zp], f"{tag}_q", self.shapes[x])
+        return self.node("DequantizeLinear", [q, sc, zp], f"{tag}_dq", self.shapes[x])
+
+    def qconv(self, x: str, cout: int, k: int = 1, name: str = "qconv", bias: bool = True) -> str:
+        """An int8 convolution: weights quantized in the graph, per channel (``<name>_wq``, ``<name>_wdq``)."""
+        n, c, h, w = self.shapes[x]
+        shape = (cout, c, k, k)
+        wf = self._weight(f"{name}.wf", shape)
+        ws = self._init(f"{name}.ws", np.full(cout, 0.01, np.float32))
+        wz = self._init(f"{name}.wz", np.zeros(cout, np.int8))
+        wq = self.node("QuantizeLinear", [wf, ws, wz], f"{name}_wq", shape, axis=0)
+        wd = self.node("DequantizeLinear", [wq, ws, wz], f"{name}_wdq", shape, axis=0)
+        ins = [x, wd] + ([self._weight(f"{name}.b", (cout,))] if bias else [])
+        return self.node("Conv", ins, name, (n, cout, h, w), kernel_shape=[k, k], pads=[k // 2] * 4)
+
     def output(self, *names: str) -> CNN:
         self.outputs.extend(n for n in names if n not in self.outputs)
         return self

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+import numpy as np
 import onnx
 import pytest
 
@@ -189,6 +190,119 @@ def concat_one_input() -> onnx.ModelProto:
     return n.model()
 
 
+def layout_ln_conv() -> onnx.ModelProto:
+    #   x -> conv1 -> t1 (to NHWC) -> ln -> t2 (to NCHW) -> conv2     (rtx_layout R18a/c: conv2 lists t2;
+    #                                                                   mov18_ln_t_dense1)
+    n = CNN((1, 32, 16, 16))
+    t = n.transpose(n.conv("x", 32, 3, name="conv1"), (0, 2, 3, 1), "t1")
+    ln = n.node("LayerNormalization", [t, n._weight("ln.s", (32,)), n._weight("ln.b", (32,))], "ln", n.shapes[t],
+                axis=-1, epsilon=1e-6)
+    n.conv(n.transpose(ln, (0, 3, 1, 2), "t2"), 16, name="conv2")
+    return n.model()
+
+
+def layout_relu_t() -> onnx.ModelProto:
+    #   x -> conv1 -> t1 -> relu -> t2 -> conv2      (rtx_layout R18a: ``TranReluTran``; mov18_relu_t_*)
+    n = CNN((1, 32, 16, 16))
+    r = n.unary("Relu", n.transpose(n.conv("x", 32, 3, name="conv1"), (0, 2, 3, 1), "t1"), "relu")
+    n.conv(n.transpose(r, (0, 3, 1, 2), "t2"), 16, name="conv2")
+    return n.model()
+
+
+def fold_shuffle() -> onnx.ModelProto:
+    #   conv1 -> bn1 -> relu1 -> resh1 -> tr -> resh2 -> conv2, resh1's shape computed by
+    #   shape -> gather -> div -> unsq -> cat_shape   (rtx_fold R19a: folded, in no kernel;
+    #   rtx_layout R20b: resh2 at the kgen's edge in no kernel; shufflenetv2-legacy)
+    n = CNN((1, 32, 8, 8))
+    y = n.unary("Relu", n.bn(n.conv("x", 32, name="conv1"), "bn1"), "relu1")
+
+    def i64(name: str, v: object) -> str:
+        return n._init(name, np.array(v, np.int64))
+
+    c = n.node("Gather", [n.node("Shape", [y], "shape", (4,)), i64("one", 1)], "gather", ())
+    u = n.node("Unsqueeze", [n.node("Div", [c, i64("two", 2)], "div", ()), i64("zero", [0])], "unsq", (1,))
+    shp = n.node("Concat", [i64("n1", [1]), i64("g2", [2]), u, i64("hw", [8, 8])], "cat_shape", (5,), axis=0)
+    t = n.node("Transpose", [n.node("Reshape", [y, shp], "resh1", (1, 2, 16, 8, 8))], "tr", (1, 16, 2, 8, 8),
+               perm=[0, 2, 1, 3, 4])
+    n.conv(n.node("Reshape", [t, i64("back", [1, 32, 8, 8])], "resh2", (1, 32, 8, 8)), 16, name="conv2")
+    return n.model()
+
+
+def c2f_split() -> onnx.ModelProto:
+    #   conv1 -> silu1 -> split -> a, b; b -> conv2 -> silu2; cat(a, b, silu2) -> conv3
+    #   (rtx_concat R20g: ``SlicConc [split cat]`` next to ``Slic [split]``; R20f: conv1 runtime-fuses;
+    #   mover20_c2f_silu, yolov8n C2f)
+    n = CNN((1, 32, 16, 16))
+    a, b = n.split(n.act("SiLU", n.conv("x", 32, name="conv1"), "silu1"), (16, 16), ("a", "b"), "split")
+    z = n.act("SiLU", n.conv(b, 16, 3, name="conv2"), "silu2")
+    n.conv(n.concat([a, b, z], "cat"), 32, name="conv3")
+    return n.model()
+
+
+def hswish_gap(c: int) -> Callable[[], onnx.ModelProto]:
+    #   x -> dw (c channels, 14x14) -> hs (HardSwish, an output) -> gap -> fc1    (rtx_pointwise R13b:
+    #   c = 480, 94,080 elements: [hs] + [gap]; c = 80, 15,680: [hs gap]; se13_dw_hswish_hsig_c{C}_hw14)
+    def build() -> onnx.ModelProto:
+        n = CNN((1, c, 14, 14))
+        h = n.unary("HardSwish", n.conv("x", c, 3, name="dw", group=c), "hs")
+        n.conv(n.gap(h, "gap"), c // 4, name="fc1")
+        return n.output(h, "fc1").model()
+
+    return build
+
+
+def mlp_head() -> onnx.ModelProto:
+    #   conv -> gap -> flat -> fc1 (1024 -> 1024) -> relu1 -> fc2 (-> 10) -> sm -> am
+    #   (rtx_gemm R21a: bare [fc1], its bias and Relu in fc2's first kernel; R21b: [sm am];
+    #   mlp21_1024_1024_*_argmax, mnist-cookbook)
+    n = CNN((1, 1024, 4, 4))
+    f = n.flatten(n.gap(n.conv("x", 1024, name="conv"), "gap"), "flat")
+    sm = n.node("Softmax", [n.gemm(n.unary("Relu", n.gemm(f, 1024, "fc1"), "relu1"), 10, "fc2")], "sm", (1, 10),
+                axis=1)
+    n.node("ArgMax", [sm], "am", (1, 1), axis=1, keepdims=1)
+    return n.output("am").model()
+
+
+def softmax_out_image(axis: int) -> Callable[[], onnx.ModelProto]:
+    #   x -> conv -> sm (Softmax over ``axis`` of the NHWC image, a graph output)   (rtx_pointwise R22:
+    #   one more kernel [sm]; sm22_dfl_*)
+    def build() -> onnx.ModelProto:
+        n = CNN((1, 16, 8, 8))
+        n.node("Softmax", [n.conv("x", 16, name="conv")], "sm", (1, 16, 8, 8), axis=axis)
+        return n.model()
+
+    return build
+
+
+def grouped_gap() -> onnx.ModelProto:
+    #   x -> gc (group 2, a bias) -> gap -> fc      (rtx_gemm R16: the pool kernel adds gc's bias:
+    #   ``AddMoveMean [gc gap]``; grp16t_g{2,4,8}_none_gap)
+    n = CNN((1, 32, 16, 16))
+    n.conv(n.gap(n.conv("x", 32, 3, name="gc", group=2), "gap"), 8, name="fc")
+    return n.model()
+
+
+def qdq_residual() -> onnx.ModelProto:
+    #   x -> in_q -> in_dq -> c1 -> r1 -> a1_q -> a1_dq -> c2 -> add(c2, in_dq) -> r2 -> a2_q -> a2_dq -> c3
+    #   (rtx_qdq R14a/b: in_dq is listed by c1's kernel and by the add's kgen, which recomputes it;
+    #   prototype micro qdq_residual_add)
+    n = CNN()
+    x = n.qdq("x", "in")
+    y = n.unary("Relu", n.qconv(x, 16, 3, name="c1"), "r1")
+    y = n.unary("Relu", n.add(n.qconv(n.qdq(y, "a1"), 16, 3, name="c2"), x, "add"), "r2")
+    n.qconv(n.qdq(y, "a2"), 8, name="c3")
+    return n.model()
+
+
+def qdq_int8_chain() -> onnx.ModelProto:
+    #   x -> in_q -> in_dq -> c1 -> bn1 -> r1 -> a1_q -> a1_dq -> c2 -> y     (rtx_qdq: R14a-c;
+    #   c1, c2: per-channel int8 convs, weights quantized in the graph)     qdq14_wq_in_graph)
+    n = CNN()
+    y = n.unary("Relu", n.bn(n.qconv(n.qdq("x", "in"), 32, 3, name="c1", bias=False), "bn1"), "r1")
+    n.qconv(n.qdq(y, "a1"), 16, name="c2")
+    return n.model()
+
+
 Case = tuple[Callable[[], onnx.ModelProto], list[list[str]]]
 CASES: dict[str, Case] = {
     "dup_relu": (dup_relu, [["conv1", "rB"]]),
@@ -211,6 +325,22 @@ CASES: dict[str, Case] = {
     "concat_one_input": (concat_one_input, [["conv1", "relu1", "bn", "relu2"], ["conv2"]]),
     "se_block": (se_block, [["conv1"], ["bn1", "relu1", "gap", "conv1"], ["fc1", "fc1relu"], ["fc2", "gate"],
                             ["scale"], ["conv2"]]),
+    "layout_ln_conv": (layout_ln_conv, [["conv1"], ["t1", "ln"], ["t2", "conv2"]]),
+    "layout_relu_t": (layout_relu_t, [["conv1"], ["t1", "relu", "t2"], ["conv2"]]),
+    "fold_shuffle": (fold_shuffle, [["conv1"], ["bn1", "conv1", "relu1", "resh1", "tr"], ["conv2"]]),
+    "c2f_split": (c2f_split, [["conv1", "silu1_sig", "silu1"], ["split"], ["split", "cat"],
+                              ["conv2", "silu2_sig", "silu2"], ["conv3"]]),
+    "hswish_gap_apart": (hswish_gap(480), [["dw"], ["hs"], ["gap"], ["fc1"]]),
+    "hswish_gap_together": (hswish_gap(80), [["dw"], ["hs", "gap"], ["fc1"]]),
+    "mlp_head": (mlp_head, [["conv"], ["gap"], ["fc1"], ["fc1", "relu1", "fc2"], ["fc2", "sm"], ["sm", "am"]]),
+    "softmax_out_image_c": (softmax_out_image(1), [["conv"], ["sm"], ["sm"]]),
+    "softmax_out_image_w": (softmax_out_image(-1), [["conv"], ["sm"], ["sm"]]),
+    "grouped_gap": (grouped_gap, [["gc"], ["gc", "gap"], ["fc"]]),
+    "qdq_residual": (qdq_residual, [["in_q"], ["c1", "c1_wdq", "c1_wq", "in_dq"], ["a1_q", "c1", "r1"],
+                                    ["a1_dq", "c2", "c2_wdq", "c2_wq"], ["a2_q", "add", "c2", "in_dq", "r2"],
+                                    ["a2_dq", "c3", "c3_wdq", "c3_wq"], ["c3"]]),
+    "qdq_int8_chain": (qdq_int8_chain, [["in_q"], ["c1", "in_dq", "c1_wdq", "c1_wq"], ["bn1", "r1", "a1_q"],
+                                        ["c2", "a1_dq", "c2_wdq", "c2_wq"], ["c2"]]),
 }
 
 
@@ -260,7 +390,14 @@ def test_rejections_name_the_failed_condition() -> None:
     assert 1 in _failed(_predict("concat_inplace"), "rtx_concat")  # in place
     assert 1 in _failed(_predict("leaky_then_conv"), "rtx_conv_activation")  # not native
     assert 8 in _failed(_predict("se_block"), "rtx_runtime_fusion")  # the scale Mul broadcasts
-    assert 3 in _failed(_predict("se_block"), "rtx_pointwise")  # not convex: the Mul waits for the gate
+    assert 4 in _failed(_predict("se_block"), "rtx_pointwise")  # not convex: the Mul waits for the gate
+    assert 3 in _failed(_predict("qdq_int8_chain"), "rtx_qdq")  # per-channel int8: no epilogue
+    assert 3 in _failed(_predict("layout_ln_conv"), "rtx_layout")  # t2 read by a conv only
+    assert 9 in _failed(_predict("fold_shuffle"), "rtx_runtime_fusion")  # a movement op in the epilogue
+    assert 3 in _failed(_predict("hswish_gap_apart"), "rtx_pointwise")  # HardSwish map too large
+    assert 4 in _failed(_predict("mlp_head"), "rtx_gemm")  # fc1's epilogue in fc2's first kernel
+    assert 3 in _failed(_predict("c2f_split"), "rtx_concat")  # recomputed by the Split kgen
+    assert _predict("fold_shuffle").plan.eliminated["div"].how.value == "constant-folded"
 
 
 def test_plan_invariants_with_shared_nodes() -> None:

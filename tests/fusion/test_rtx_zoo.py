@@ -1,9 +1,10 @@
-"""The ``rtx`` prediction against live TensorRT-RTX builds: the classic zoo, random CNN DAGs.
+"""The ``rtx`` prediction against live TensorRT-RTX builds: every zoo model, random CNN DAGs.
 
 Agreement is fusionlab's own diff: ``Metrics.exact_match_rate`` = engine layers (with ONNX
 nodes) whose node set equals a predicted layer's / engine layers with ONNX nodes. Measured
-with TensorRT-RTX 1.7.1.116: 1.000 on all six zoo models; 0.967 pooled over the 200 random
-DAGs of seeds 0-199 (149 of them exact).
+with TensorRT-RTX 1.7.1.116: 1.000 on every zoo model but yolov8n (0.967: its DFL head's
+Softmax kernel and output Concat, see the rtx_* passes); about 0.97 pooled over the random
+DAGs. The synthetic ``inception-chain-*`` benchmarks are left out (10,000 nodes).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.fusion.rtx_nets import engine_plan, random_dag
 
 pytestmark = pytest.mark.rtx
 
-CLASSIC = ("inception3a", "googlenet", "googlenet-caffe", "resnet18", "resnet50", "mobilenetv2")
+ZOO = tuple(name for name in zoo.names() if not name.startswith("inception-chain"))
 
 
 def agreement(model: object) -> Diff:
@@ -34,8 +35,8 @@ def agreement(model: object) -> Diff:
                    target_passes=prediction.target.passes, graph=graph)
 
 
-@pytest.mark.parametrize("name", CLASSIC)
-def test_classic_zoo(name: str) -> None:
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo(name: str) -> None:
     d = agreement(zoo.build(name, batch=1))
     m = d.metrics
     print(f"rtx {name}: {m.exact_matches}/{m.engine_layers} = {m.exact_match_rate:.3f}")
@@ -51,7 +52,7 @@ class _Tally:
 
 
 TALLY = _Tally()
-BUDGET_S = 60.0
+BUDGET_S = 25.0
 
 
 @settings(max_examples=150, deadline=None, database=None, derandomize=True, phases=(Phase.explicit, Phase.generate),

@@ -35,9 +35,12 @@ from fusionlab.fusion.passes import (
     rtx_conv_activation,
     rtx_conv_add,
     rtx_eliminate,
+    rtx_fold,
     rtx_gemm,
+    rtx_layout,
     rtx_lrn,
     rtx_pointwise,
+    rtx_qdq,
     rtx_runtime_fusion,
     rtx_share_bias,
 )
@@ -76,6 +79,9 @@ PASSES: Mapping[str, PassModule] = {
         rtx_runtime_fusion,
         rtx_share_bias,
         rtx_gemm,
+        rtx_fold,
+        rtx_qdq,
+        rtx_layout,
         rtx_lrn,
     )
 }

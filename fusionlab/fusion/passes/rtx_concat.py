@@ -32,7 +32,7 @@ from __future__ import annotations
 import fusionlab.fusion.passes.rtx_concat_pool as rtx_concat_pool
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph
+from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import How, Plan
 
 RULE = Rule(
@@ -41,6 +41,9 @@ RULE = Rule(
         "no input is a network input, none occurs twice among all concat inputs, none is a graph "
         "output, and not every input is a BatchNormalization + activation epilogue (else a copy kernel)",
         "the concat is not read by a copy concat that is a kgen (else it joins that kernel)",
+        "no input is a Split's or Resize's output (else a kgen recomputing that op does the concat, R20g, "
+        "with the Resize input's epilogue read by nothing else, R20h) nor sliced inside a movement kgen "
+        "(else a copy, R20e)",
         rtx_kit.CONVEX,
     ),
     source=(
@@ -69,7 +72,8 @@ def bn_act(s: rtx_kit.RtxState, t: str) -> bool:
 def decide(s: rtx_kit.RtxState) -> None:
     """What each Concat becomes: ``copy``, ``copy_kgen``, ``gap``, ``pw`` or ``inplace``."""
     uses: dict[str, int] = {}
-    concats = [n for n in s.nodes if n.op == "Concat" and n.name not in s.dead and not s.is_wire(n)]
+    concats = [n for n in s.nodes if n.op == "Concat" and n.name not in s.dead and n.name not in s.folded
+               and not s.is_wire(n)]
     for c in concats:
         for t in s.dyn_inputs(c):
             uses[t] = uses.get(t, 0) + 1
@@ -85,7 +89,9 @@ def decide(s: rtx_kit.RtxState) -> None:
         excl = [x for x, k in zip(ins, classes, strict=True)
                 if k in "BL" and [q.name for q in s.consumers(x)] == [c.name] and not s.is_output(x)]
         absorb: list[str] = []
-        pw_next = len(cons) == 1 and not out and s.is_pw(cons[0]) and cons[0].name not in s.done
+        # R7b, R20e: a pointwise op or a movement op reading the concat alone does it in its kgen
+        # (shufflenetv2 ``ConcReshTranReshSlicSlic``; shuf20_split, shuf20_slice)
+        pw_next = len(cons) == 1 and not out and s.is_region_op(cons[0]) and cons[0].name not in s.done
         if copy and pw_next:
             mode = "pw"
         elif copy and not gap:
@@ -110,6 +116,7 @@ def decide(s: rtx_kit.RtxState) -> None:
             mode = "inplace"
         if mode == "inplace" and not copy:
             s.reject(RULE.name, 1, [c.name], "written in place by its producers")
+        mode = _movers(s, c, ins, mode, absorb)
         s.cmode[c.name] = mode
         for x in absorb:
             s.absorbed[x] = c.name
@@ -143,6 +150,45 @@ def decide(s: rtx_kit.RtxState) -> None:
             s.cunion[s.cfind(p.name)] = s.cfind(c.name)
 
 
+def inside_movement(s: rtx_kit.RtxState, p: Node) -> bool:
+    """``p`` (a movement op) reads another movement op or a Concat: it runs inside that kgen."""
+    for t in s.dyn_inputs(p):
+        q = s.producer.get(t)
+        if q is not None and (q.op in rtx_kit.MOVE_OPS or q.op == "Concat"):
+            return True
+    return False
+
+
+def _movers(s: rtx_kit.RtxState, c: Node, ins: list[str], mode: str, absorb: list[str]) -> str:
+    """R20e/g/h: the concats of Split / Resize outputs and of inputs sliced in movement kgens."""
+    movers = [p for x in ins if (p := s.producer.get(x)) is not None and p.op in ("Split", "Resize")
+              and p.name not in s.done and not inside_movement(s, p)]
+    if mode == "inplace" and any((p := s.producer.get(x)) is not None and p.op in rtx_kit.MOVE_OPS
+                                 and inside_movement(s, p) for x in ins):
+        s.reject(RULE.name, 3, [c.name], "an input sliced inside a movement kgen: copied")
+        mode = "copy"  # shuf20_*: ``runtime_function Conc [cat2]``
+    if mode not in ("inplace", "copy") or not movers:
+        return mode
+    # R20g: ``SlicConc [Split Concat]`` (yolov8n C2f; mover20_c2f_*), ``ResiConc [Resize Concat]``
+    names = list(dict.fromkeys(p.name for p in movers))
+    s.reject(RULE.name, 3, [*names, c.name], "done by a kgen that recomputes the Split/Resize")
+    s.cbin[c.name] = s.new_bin([*names, c.name], RULE.name)
+    s.recomputing.add(s.cbin[c.name])
+    for mv in movers:
+        if any(q.name != c.name for o in mv.outputs for q in s.consumers(o)):
+            s.emit([mv.name], rtx_kit.UNFUSED)  # its own ``Slic`` kernel for the other readers
+    for x in ins:  # R20h: the Resize input's epilogue read by nothing else (mover20_upcat_silu)
+        p = s.producer.get(x)
+        if p is None or p.op != "Resize" or p.name not in names:
+            continue
+        src = s.res(p.inputs[0])
+        if [q.name for q in s.consumers(src)] != [p.name] or [q.name for q in s.consumers(x)] != [c.name]:
+            continue
+        if s.input_class(src) in "BL" and not s.is_output(src):
+            absorb.append(src)
+    return "mover"
+
+
 def emit_copies(s: rtx_kit.RtxState) -> None:
     """Record the copy kernels (chains of copies as one), and the in-place concats."""
     chains: dict[str, list[str]] = {}
@@ -152,6 +198,8 @@ def emit_copies(s: rtx_kit.RtxState) -> None:
         elif mode == "inplace":
             s.eliminate(name, RULE.name, How.CONCAT, "its producers write their slice of its output")
         s.done.add(name)
+        if mode == "mover":
+            continue
     for names in chains.values():
         bins = list(dict.fromkeys(s.cbin[n] for n in names if n in s.cbin))
         if bins:

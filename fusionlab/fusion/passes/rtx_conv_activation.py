@@ -61,6 +61,9 @@ def decide(s: rtx_kit.RtxState) -> None:
         if conv.op not in rtx_kit.CONV_OPS or conv.name in s.dead:
             continue
         s.cask[conv.name] = [conv.name]
+        if conv.name in s.int8_pc:
+            s.reject("rtx_qdq", 3, [conv.name], "a per-channel int8 convolution takes no activation")
+            continue
         t = conv.outputs[0]
         c = None if s.is_output(t) else s.single_consumer(t)
         if c is not None and s.is_native_act(c) and not _grouped_act_to_kgen(s, conv, c):

@@ -54,7 +54,7 @@ def decide(s: rtx_kit.RtxState) -> None:
         cands: list[Node] = []
         for t in ins:
             p = s.producer.get(t)
-            if p is None or p.op not in rtx_kit.CONV_OPS:
+            if p is None or p.op not in rtx_kit.CONV_OPS or p.name in s.int8_pc:
                 continue
             if (len(s.cask.get(p.name, [])) == 1 and not s.is_output(t)
                     and s.single_consumer(t) is not None and s.single_consumer(t) == add):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Rule
-from fusionlab.ir.graph import Graph
+from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import How, Plan
 
 RULE = Rule(
@@ -61,19 +61,29 @@ def decide(s: rtx_kit.RtxState) -> None:
     for n in s.nodes:
         if n.name not in live:
             s.dead[n.name] = "reaches no graph output"
-    seen: dict[tuple[object, ...], str] = {}
-    for n in s.nodes:
-        if n.name in s.dead or s.is_wire(n) or n.op == "Constant":
-            continue
-        if any(i in s.consts for i in n.inputs if i) or len(n.outputs) != 1:
-            continue
-        key = (n.op, tuple(s.res(i) for i in n.inputs), repr(sorted(n.attrs.items())))
-        if key in seen:
-            first = s.by_name[seen[key]]
-            s.alias[first.outputs[0]] = n.outputs[0]  # the later node survives
-            s.dead[first.name] = f"the same computation as {n.name!r}, which TensorRT-RTX keeps"
-            s.reject(RULE.name, 2, [first.name, n.name], "merged: the later node stays")
-        seen[key] = n.name
+    from fusionlab.fusion.passes import rtx_fold
+
+    rtx_fold.decide(s)  # R19a: shape arithmetic is folded before duplicates merge
+    merged = True
+    while merged:  # R0d: a merge can make the readers identical: repeated until none merges
+        merged = False
+        seen: dict[tuple[object, ...], str] = {}
+        for n in s.nodes:
+            if (n.name in s.dead or n.name in s.folded or s.is_wire(n) or n.op == "Constant"
+                    or len(n.outputs) != 1):
+                continue
+            key = _qdq_key(s, n) if n.op in ("QuantizeLinear", "DequantizeLinear") else None
+            if key is None:
+                if any(i in s.consts for i in n.inputs if i):
+                    continue
+                key = (n.op, tuple(s.res(i) for i in n.inputs), repr(sorted(n.attrs.items())))
+            if key in seen and seen[key] != n.name:
+                first = s.by_name[seen[key]]
+                s.alias[first.outputs[0]] = n.outputs[0]  # the later node survives
+                s.dead[first.name] = f"the same computation as {n.name!r}, which TensorRT-RTX keeps"
+                s.reject(RULE.name, 2, [first.name, n.name], "merged: the later node stays")
+                merged = True
+            seen[key] = n.name
     for name, why in s.dead.items():
         s.eliminate(name, RULE.name, How.NOOP, why)
     for n in s.nodes:
@@ -81,6 +91,16 @@ def decide(s: rtx_kit.RtxState) -> None:
             s.eliminate(n.name, RULE.name, How.CONSTANT, "a constant: folded into the kernels")
         elif s.is_wire(n) and n.name not in s.dead:
             s.eliminate(n.name, RULE.name, How.NOOP, "a view: in no TensorRT-RTX kernel")
+
+
+def _qdq_key(s: rtx_kit.RtxState, n: Node) -> tuple[object, ...] | None:
+    """R0d: a Q/DQ node of an activation merges with one of equal scale and zero-point values
+    on the same tensor (``qdq14_dup_q`` vs ``qdq14_dup_q_diffscale``; resnet18-qat
+    ``QuantizeLinear_65`` -> ``_88``); weight Q/DQ nodes do not."""
+    if len(n.inputs) < 2 or not s.is_const(n.inputs[1]) or n.inputs[0] in s.consts:
+        return None
+    values = [s.const_key(i) for i in n.inputs[1:]]
+    return (n.op, s.res(n.inputs[0]), tuple(values), repr(sorted(n.attrs.items())))
 
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:

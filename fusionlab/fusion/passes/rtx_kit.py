@@ -66,7 +66,7 @@ UNARY_PW = frozenset({
     "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Elu", "Selu",
     "Softplus", "Abs", "Exp", "Log", "Neg", "Sqrt", "Reciprocal", "Erf", "Floor", "Ceil",
     "BatchNormalization", "Cast", "Softsign", "Celu", "ThresholdedRelu", "Mish", "Gelu",
-    "Softmax",
+    "Softmax", "QuantizeLinear", "DequantizeLinear",
 })
 BINARY_PW = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Where"})
 POINTWISE = UNARY_PW | BINARY_PW
@@ -74,6 +74,10 @@ POINTWISE = UNARY_PW | BINARY_PW
 NOT_IN_METADATA = frozenset({"Elu"})
 """Ops TensorRT-RTX 1.7 leaves out of every kernel's Metadata (``act_Elu_*``)."""
 AFFINE_HEAD = frozenset({"BatchNormalization", "HardSigmoid"})
+MOVE_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Gather", "Split", "Slice", "Resize"})
+"""Data-movement ops Myelin computes inside the kgen of the region they touch (R18a)."""
+VIEW_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze"})
+NORM_OPS = frozenset({"LayerNormalization"})
 NO_RUNTIME_FUSION = frozenset({"Selu", "Softplus", "PRelu", "Softmax"})
 """Pointwise ops that never join a convolution's runtime fusion (select-based ``Sele``; Softmax)."""
 
@@ -152,6 +156,31 @@ class RtxState:
         self.bin_rule: list[str] = []
         self.bin_added: list[dict[str, str]] = []
         self.bin_of: dict[str, int] = {}
+        self.int8: set[str] = set()
+        """Convolutions and Gemms reading a DequantizeLinear activation (R14a)."""
+        self.int8_pc: set[str] = set()
+        """... of those, the ones with per-channel weight scales (R14c)."""
+        self.qextra: dict[str, list[str]] = {}
+        """Int8 convolution/Gemm -> its DQ and weight-Q nodes (R14a)."""
+        self.topo_pos: dict[str, int] | None = None
+        """Live nodes' positions in a topological order of the resolved graph (R15; computed once)."""
+        self.gemm_prologue: dict[str, list[str]] = {}
+        """Reduction-regime Gemm -> the Gemm and epilogue its first kernel computes (R21a)."""
+        self.recomputing: set[int] = set()
+        """Bins that recompute a Split/Resize they list (R20g): a path back into them is no cycle."""
+        self.folded: set[str] = set()
+        """Nodes of shape arithmetic, folded (R19a)."""
+        self.folded_t: set[str] = set()
+        self.fold_attach: dict[str, list[str]] = {}
+        """Node -> the float folded nodes its kernels list (R19b)."""
+        self.kextra: dict[str, list[str]] = {}
+        """Convolution -> nodes its kernel lists too (R18c: the Transpose before it)."""
+        self.ln_split: set[str] = set()
+        """Transposes that split their LayerNorm kgen in two (R18c)."""
+        self.cut: set[tuple[str, str]] = set()
+        """Edges (producer, reader) a pointwise region does not follow (R14b)."""
+        self.hoist: dict[str, str] = {}
+        """QuantizeLinear -> the tensor before the pool it reads, which it is computed from (R14b)."""
 
     # -- the graph, looked through wires and duplicates ----------------------------------
 
@@ -183,6 +212,30 @@ class RtxState:
             return float(v) if isinstance(v, int | float) else None
         return None
 
+    def const_key(self, t: str) -> object:
+        """A hashable key of a constant tensor's value (an initializer or a Constant node's)."""
+        if t in self.graph.weights:
+            try:
+                a = self.graph.array(t)
+            except Exception:
+                return t
+            return (str(a.dtype), a.shape, a.tobytes())
+        p = self.producer.get(t)
+        if p is not None and p.op == "Constant":
+            return repr(p.attrs.get("value"))
+        return t
+
+    def const_size(self, t: str) -> int:
+        """The number of elements of a constant tensor (1 when unknown)."""
+        if t in self.graph.weights:
+            try:
+                return int(self.graph.array(t).size)
+            except Exception:
+                return 1
+        p = self.producer.get(t)
+        v: Any = p.attrs.get("value") if p is not None and p.op == "Constant" else None
+        return len(v) if isinstance(v, list | tuple) else 1
+
     def dyn_inputs(self, n: Node) -> list[str]:
         return [self.res(i) for i in n.inputs if i and not self.is_const(i)]
 
@@ -200,6 +253,48 @@ class RtxState:
 
     def is_pw(self, n: Node) -> bool:
         return n.op in POINTWISE
+
+    def is_region_op(self, n: Node) -> bool:
+        """A member of the pointwise region it touches (R18a): a pointwise op, a data-movement
+        op (a Gather by a constant index; not a Transpose that moves no data, R18d), a
+        LayerNormalization, a ReduceMean over the last axis."""
+        if self.is_pw(n):
+            return True
+        if n.op in MOVE_OPS:
+            if n.op == "Gather" and not (len(n.inputs) > 1 and self.is_const(n.inputs[1])):
+                return False
+            return not self.is_shape_only(n)
+        if n.op in NORM_OPS:
+            return True
+        if n.op == "ReduceMean":
+            shp = self.shape(self.res(n.inputs[0]))
+            ax: Any = n.attrs.get("axes")
+            if ax is None and len(n.inputs) > 1 and n.inputs[1] in self.graph.weights:
+                ax = [int(a) for a in self.graph.array(n.inputs[1]).reshape(-1)]
+            if shp and ax is not None:
+                return [int(a) % len(shp) for a in ax] == [len(shp) - 1]
+        return False
+
+    def is_norm(self, n: Node) -> bool:
+        return n.op in NORM_OPS or (n.op == "ReduceMean" and self.is_region_op(n))
+
+    def is_shape_only(self, n: Node) -> bool:
+        """R18d: a Transpose that moves no data (its non-1 dims keep their order) read only by
+        GEMMs runs in no kernel (convnext-t ``classifier.0/Transpose_1``)."""
+        if n.op != "Transpose":
+            return False
+        shp = self.shape(self.res(n.inputs[0]))
+        perm = n.attrs.get("perm")
+        if not shp or perm is None:
+            return False
+        kept = [p for p in perm if shp[p] != 1]
+        if kept != sorted(kept):
+            return False
+        cons = [c for c in self.consumers(n.outputs[0]) if c.op != "Shape"]
+        return bool(cons) and all(c.op in ("Gemm", "MatMul") for c in cons)
+
+    def source(self, t: str) -> Node | None:
+        return self.producer.get(self.res(t))
 
     def is_act(self, n: Node) -> bool:
         return self.is_pw(n) and n.op not in {"BatchNormalization", "Add", "Sub", "Mul", "Div"}
@@ -226,7 +321,7 @@ class RtxState:
         """Live readers of ``t``, looking through wires and duplicates."""
         out: list[Node] = []
         for c in self.readers.get(t, []):
-            if c.name in self.dead:
+            if c.name in self.dead or c.name in self.folded:
                 continue
             if self.is_wire(c):
                 out.extend(self.consumers(c.outputs[0]))
@@ -401,20 +496,33 @@ def analyse(graph: Graph, target: Target | None = None) -> RtxState:
         rtx_conv_activation,
         rtx_conv_add,
         rtx_eliminate,
+        rtx_fold,
         rtx_gemm,
+        rtx_layout,
         rtx_pointwise,
+        rtx_qdq,
     )
 
     s = RtxState(graph, target)
     rtx_eliminate.decide(s)
+    rtx_layout.decide(s)
+    rtx_fold.matmul_scalars(s)
+    rtx_layout.absorbed_operands(s)
+    rtx_qdq.decide(s)
     rtx_conv_activation.decide(s)
     rtx_conv_add.decide(s)
     rtx_conv_activation.settle(s)
     rtx_concat.decide(s)
     rtx_pointwise.decide(s)
     rtx_concat.emit_copies(s)
+    rtx_qdq.own_hoisted(s)
     rtx_pointwise.emit_kgens(s)
     rtx_gemm.decide(s)
+    rtx_pointwise.softmax_output_tail(s)
+    rtx_gemm.settle(s)
+    rtx_qdq.settle(s)
+    rtx_layout.settle(s)
+    rtx_fold.settle(s)
     for n in s.nodes:  # anything no rule placed is a kernel of its own
         if n.name not in s.done and n.name not in s.dead:
             s.emit([n.name], UNFUSED)
@@ -487,17 +595,19 @@ def _creates_cycle(work: Work, owned: Sequence[str]) -> bool:
     def layer(node: str) -> int | None:
         return work.owner.get(node)
 
-    seen: set[str] = set()
-    stack = [v for i in members for n in work.layer(i).owned for v in graph.nx.successors(n)
-             if layer(v) not in members]
-    while stack:
-        v = stack.pop()
-        if v in seen:
+    seen: set[tuple[str, bool]] = set()
+    stack = [(v, layer(v) is not None) for i in members for n in work.layer(i).owned
+             for v in graph.nx.successors(n) if layer(v) not in members]
+    while stack:  # a path through eliminated nodes only (folded shape arithmetic) is no layer
+        v, through = stack.pop()
+        if (v, through) in seen:
             continue
-        seen.add(v)
+        seen.add((v, through))
         if layer(v) in members:
-            return True
-        stack.extend(graph.nx.successors(v))
+            if through:
+                return True
+            continue
+        stack.extend((w, through or layer(w) is not None) for w in graph.nx.successors(v))
     return False
 
 

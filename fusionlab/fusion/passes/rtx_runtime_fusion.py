@@ -41,6 +41,8 @@ RULE = Rule(
         "the epilogue is not computed by a Concat + pool kernel (rtx_concat_pool)",
         "every epilogue tensor has the convolution output's shape (no broadcast to a larger tensor, "
         "e.g. a squeeze-excitation scale Mul)",
+        "no data-movement or normalization op (Transpose, Reshape, Split, LayerNormalization, ...) in "
+        "the epilogue (R18a)",
         rtx_kit.CONVEX,
     ),
     source=(
@@ -61,6 +63,10 @@ def fusable_parts(
     for h in heads:
         part = parts[h.name]
         failed = _failed(s, part, region, h) if part else 0
+        if part and h.name in s.int8_pc:  # R14c: a per-channel int8 convolution never runtime-fuses
+            s.reject("rtx_qdq", 3, [h.name, *(n.name for n in part)], "per-channel int8: no runtime fusion")
+            ok[h.name] = False
+            continue
         if not failed and any(n.outputs[0] in s.absorbed for n in part):
             failed = 7
         ok[h.name] = bool(part) and not failed
@@ -90,6 +96,8 @@ def _failed(s: rtx_kit.RtxState, part: list[Node], region: set[str], head: Node 
     names = {n.name for n in part}
     if any(n.op in rtx_kit.NO_RUNTIME_FUSION for n in part):
         return 4
+    if any(n.op in rtx_kit.MOVE_OPS or s.is_norm(n) for n in part):
+        return 9
     if head is not None:
         shape = s.shape(head.outputs[0])
         if shape is not None and any(s.shape(n.outputs[0]) not in (None, shape) for n in part):
@@ -115,10 +123,12 @@ def _failed(s: rtx_kit.RtxState, part: list[Node], region: set[str], head: Node 
 def _fusable_consumer(s: rtx_kit.RtxState, c: Node) -> bool:
     if c.op in rtx_kit.CONV_OPS or (c.op in rtx_kit.POOL_OPS and not s.is_global_pool(c)):
         return True
+    if c.op in ("Split", "Slice", "Resize"):
+        return True  # R20f: a kernel of its own (yolov8n: CorrSilu read by the neck's Resize)
     if c.name in s.cask_member:
         return True  # read by a CASK convolution kernel (its residual Add)
     if c.op == "Concat":
-        if s.cmode.get(c.name, "inplace") in ("copy", "gap", "copy_kgen", "pw"):
+        if s.cmode.get(c.name, "inplace") in ("copy", "gap", "copy_kgen", "pw", "mover"):
             return True
         return not _in_output_buffer(s, c)
     return False

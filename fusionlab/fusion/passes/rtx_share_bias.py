@@ -12,7 +12,9 @@ kgen lists the convolution too (its bias add moved there) iff the convolution ha
 and its only reader is a BatchNormalization or a HardSigmoid (a Mul/Div by a constant is
 assumed to behave like a BN, untested). An Add of a constant does not take it; a
 convolution without a bias has nothing to move. The same happens to a reduction-regime
-Gemm's bias (R11): ``[fc]`` and ``[fc + softmax]``.
+Gemm's bias (R11): ``[fc]`` and ``[fc + softmax]``. A per-channel int8 convolution (R14c,
+``rtx_qdq``) and a grouped, not depthwise, one (R16) always move their bias into the kgen that
+reads them (``se13_grp_*``, ``grp16t_*``, cvx_int8_chain).
 
 Live builds (TensorRT-RTX 1.7.1.116): ``cbr_single_out`` (``[conv]`` + ``[bn conv relu]``),
 ``act_HardSigmoid_nobn_out`` (``[act conv1]``), ``act_LeakyRelu_nobn_out`` (``[act]`` only);
@@ -49,6 +51,8 @@ def affine_entry(s: rtx_kit.RtxState, head: Node) -> bool:
     """Whether ``head``'s bias moves into the kgen after it (then the kgen lists it)."""
     if len(head.inputs) < 3 or not head.inputs[2]:
         return False
+    if head.name in s.int8_pc or rtx_conv_activation.grouped(s, head):
+        return True  # R14c / R16: the kgen adds a per-channel int8 or grouped convolution's bias
     c = s.consumers(head.outputs[0])
     moves = len(c) == 1 and (
         c[0].op in rtx_kit.AFFINE_HEAD
