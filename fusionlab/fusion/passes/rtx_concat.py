@@ -29,11 +29,15 @@ R7: ``catcopy_cat_to_pw``, ``catcopy_cat_to_pw_B``, ``catcopy_cat_to_conv_and_pw
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import fusionlab.fusion.passes.rtx_concat_pool as rtx_concat_pool
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import How, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph, Node
 
 RULE = Rule(
     name="rtx_concat",

@@ -27,10 +27,14 @@ LL, LLL, HH, AA, LLB (none); ``cat_*_gap``, the ``_dup0`` variants; googlenet
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph, Node
 
 RULE = Rule(
     name="rtx_concat_pool",

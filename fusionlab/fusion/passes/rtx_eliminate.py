@@ -22,10 +22,14 @@ Live builds (TensorRT-RTX 1.7.1.116): ``misc_dead_branch``; ``misc_dup_pool``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Rule
-from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import How, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph, Node
 
 RULE = Rule(
     name="rtx_eliminate",

@@ -24,11 +24,14 @@ Live builds (TensorRT-RTX 1.7.1.116, /work/scratch/rtx-modern): ``fold19_qk_scal
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph
 from fusionlab.plan import How, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph
 
 SHAPE_ARITH = frozenset({"Mod", "Range", "ConstantOfShape", "Equal", "Where", "Expand"})
 """Ops folded even when every input is a plain constant (R19a)."""

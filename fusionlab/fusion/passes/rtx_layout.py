@@ -40,11 +40,14 @@ channel_shuffle_bn, channel_shuffle, layernorm_decomposed; convnext-t, convnext-
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import How, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph, Node
 
 MOVERS = rtx_kit.MOVE_OPS - rtx_kit.VIEW_OPS
 """Movement ops that move data (a view only relabels it)."""

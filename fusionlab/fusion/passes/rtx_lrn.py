@@ -15,10 +15,14 @@ output, on the network input); googlenet-caffe (``conv1/norm1``, ``conv2/norm2``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph, Node
 
 RULE = Rule(
     name="rtx_lrn",

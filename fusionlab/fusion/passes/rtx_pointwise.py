@@ -29,6 +29,8 @@ efficientnet-b0 (fusionlab's zoo, built live).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import fusionlab.fusion.passes.rtx_gemm as rtx_gemm
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 import fusionlab.fusion.passes.rtx_layout as rtx_layout
@@ -36,8 +38,10 @@ import fusionlab.fusion.passes.rtx_qdq as rtx_qdq
 import fusionlab.fusion.passes.rtx_runtime_fusion as rtx_runtime_fusion
 import fusionlab.fusion.passes.rtx_share_bias as rtx_share_bias
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph, Node
 
 RULE = Rule(
     name="rtx_pointwise",

@@ -35,10 +35,14 @@ Live builds (TensorRT-RTX 1.7.1.116, /work/scratch/rtx-modern): prototype micro 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import Kind, Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph, Node
 
 QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
 LINEAR_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})

@@ -24,11 +24,15 @@ mobilenetv2; R11: googlenet-caffe ``[loss3/classifier prob]``, ``fc_*``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import fusionlab.fusion.passes.rtx_conv_activation as rtx_conv_activation
 import fusionlab.fusion.passes.rtx_kit as rtx_kit
 from fusionlab.fusion.passes.kit import Context, Join, Rule
-from fusionlab.ir.graph import Graph, Node
 from fusionlab.plan import Plan
+
+if TYPE_CHECKING:
+    from fusionlab.ir.graph import Graph, Node
 
 RULE = Rule(
     name="rtx_share_bias",
