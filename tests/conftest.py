@@ -12,6 +12,21 @@ from onnx import TensorProto, helper, numpy_helper
 
 Shape = Sequence[int | str | None] | None
 
+REPORTED: list[str] = []
+"""Figures tests measured (agreement with a live build ...), printed after the run."""
+
+
+def report(line: str) -> None:
+    """Print ``line`` at the end of the test run (pytest hides a passing test's output)."""
+    REPORTED.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPORTED:
+        terminalreporter.section("measured")
+        for line in REPORTED:
+            terminalreporter.write_line(line)
+
 
 class OnnxKit:
     """onnx.helper with test defaults: value infos, seeded weights, models, files.

@@ -17,8 +17,11 @@ from hypothesis import strategies as st
 
 from fusionlab import zoo
 from fusionlab.compare.diff import Diff, compare
+from fusionlab.errors import FusionlabError
 from fusionlab.fusion.predictor import predict
 from fusionlab.ir.graph import load
+from fusionlab.plan import Plan
+from tests.conftest import report
 from tests.fusion.rtx_nets import engine_plan, random_dag
 
 pytestmark = pytest.mark.rtx
@@ -26,11 +29,13 @@ pytestmark = pytest.mark.rtx
 ZOO = tuple(name for name in zoo.names() if not name.startswith("inception-chain"))
 
 
-def agreement(model: object) -> Diff:
-    """Diff of the ``rtx`` prediction of ``model`` (an ONNX ModelProto) with its live build."""
+def agreement(model: object, actual: Plan | None = None) -> Diff:
+    """Diff of the ``rtx`` prediction of ``model`` (an ONNX ModelProto) with its live build
+    (``actual``, when built already)."""
     graph = load(model, batch=1)  # type: ignore[arg-type]
     prediction = predict(graph, "rtx")
-    actual = engine_plan(model)  # type: ignore[arg-type]
+    if actual is None:
+        actual = engine_plan(model)  # type: ignore[arg-type]
     return compare(prediction.plan, actual, rejections=prediction.rejections,
                    target_passes=prediction.target.passes, graph=graph)
 
@@ -39,7 +44,7 @@ def agreement(model: object) -> Diff:
 def test_zoo(name: str) -> None:
     d = agreement(zoo.build(name, batch=1))
     m = d.metrics
-    print(f"rtx {name}: {m.exact_matches}/{m.engine_layers} = {m.exact_match_rate:.3f}")
+    report(f"rtx {name}: {m.exact_matches}/{m.engine_layers} = {m.exact_match_rate:.3f}")
     assert m.exact_match_rate >= 0.95, [str(f) for f in d.findings[:5]]
 
 
@@ -61,11 +66,13 @@ BUDGET_S = 25.0
 def _random_dags(seed: int) -> None:
     if time.monotonic() - TALLY.started > BUDGET_S:
         return  # bounded: the examples after the budget only count as run
+    model = random_dag(seed)
     try:
-        m = agreement(random_dag(seed)).metrics
-    except Exception:
+        actual = engine_plan(model)
+    except FusionlabError:  # the builder crashed (RTX 1.7 segfaults on some graphs): not ours
         TALLY.failed += 1
         return
+    m = agreement(model, actual).metrics  # a prediction error fails the test
     TALLY.matched += m.exact_matches
     TALLY.total += m.engine_layers
     TALLY.models += 1
@@ -77,7 +84,7 @@ def test_random_cnn_dags() -> None:
     TALLY.started = time.monotonic()
     _random_dags()
     rate = TALLY.matched / TALLY.total
-    print(f"rtx random CNN DAGs: {TALLY.models} models, {TALLY.matched}/{TALLY.total} = {rate:.3f} "
+    report(f"rtx random CNN DAGs: {TALLY.models} models, {TALLY.matched}/{TALLY.total} = {rate:.3f} "
           f"({TALLY.failed} builds failed)")
     assert TALLY.models >= 10 and TALLY.failed <= TALLY.models // 10
     assert rate >= 0.9
