@@ -440,6 +440,8 @@ def _plan_scene(plan: Plan, graph: Graph | None, members: bool,
     position = {n: i for i, n in enumerate(graph.order)} if graph is not None else {}
     opened = expanded_regions(plan, expand)
     for i, layer in enumerate(plan.layers):
+        if layer.kind is Kind.SYNC:
+            continue  # stream synchronisation (TensorRT-RTX's signal/wait): no data flows
         key = f"L{i}"
         inside_too = members and (layer.kind is not Kind.MYELIN or i in opened)  # a region: one box
         inside = tuple(n for n in layer.nodes if n in known) if inside_too else ()
@@ -1191,8 +1193,12 @@ def diff_to_dot(
         n = len(diff.by_status(status))
         if n:
             counts.append(f"{n} {status}")
-    if diff.inserted:
-        counts.append(f"{len(diff.inserted)} inserted")
+    syncs = {layer.name for layer in actual.layers if layer.kind is Kind.SYNC}
+    inserted = [name for name in diff.inserted if name not in syncs]
+    if inserted:
+        counts.append(f"{len(inserted)} inserted")
+    if syncs:
+        counts.append(f"{len(syncs)} stream syncs (not drawn)")
     subtitle = f"{actual.source or 'actual'} vs predicted ({diff.predicted.target or 'target'}) · " \
         + " · ".join(counts)
     return plan_to_dot(actual, graph, title=title or f"{name}: the engine's layers vs the prediction",

@@ -361,3 +361,17 @@ def test_diff_drawing_marks_the_engine_layers() -> None:
     assert ">merged<" in dot and ">inserted<" in dot and ">matched<" in dot
     assert "15 of 23 engine layers as predicted · 8 merged · 13 inserted" in dot
     assert re.search(r"\d\.\d{4} ms", dot)  # measured times in the layer labels
+
+
+def test_stream_syncs_are_not_drawn_but_counted() -> None:
+    """TensorRT-RTX's signal/wait layers synchronise streams: no data flows through them, so
+    a diff drawing leaves them out (a row of unconnected boxes before) and says how many."""
+    from fusionlab.plan import Kind
+
+    pred = Plan((Layer("a + b", "Convolution", ("a", "b"), "fuse_conv_activation"),))
+    actual = Plan((Layer("k", "Convolution", ("a", "b"), engine_type="runtime_fusion"),
+                   Layer("__mye1_myl0_1", Kind.SYNC, engine_type="signal"),
+                   Layer("__mye2_myl0_2", Kind.SYNC, engine_type="wait")), source="build log")
+    dot = diff_to_dot(None, compare(pred, actual))
+    assert "__mye1_myl0_1" not in dot and "__mye2_myl0_2" not in dot
+    assert "build log vs predicted (target) · 1 of 1 engine layers as predicted · 2 stream syncs (not drawn)" in dot
