@@ -73,7 +73,7 @@ def test_check_and_render_build_with_rtx(inception: Path, tmp_path: Path, capsys
     drawing = tmp_path / "diff.dot"
     assert main(["render", str(inception), "--build", "rtx", "--target", "trt10", "-o", str(drawing)]) == 0
     assert "exact match" in capsys.readouterr().out
-    assert "Sync" in drawing.read_text(encoding="utf-8")
+    assert "stream syncs (not drawn)" in drawing.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
