@@ -231,6 +231,7 @@ def _read(
 ) -> RtxBuild:
     from fusionlab.formats import rtx_log
     from fusionlab.formats.layer_info import EXTRAS_KEY, KERNEL_LAYERS_KEY, plan_extras, read_layer_info
+    from fusionlab.fusion.targets import target_for_backend
 
     build_log = rtx_log.parse_messages(messages)
     build_s = result.get("build_s")
@@ -240,11 +241,14 @@ def _read(
         "precision": str(result.get("precision", "fp32")),
         "flavor": str(result.get("flavor", "rtx")), "version": str(result.get("version", "")),
     }
+    # the plan names the target that models its builder, and so does the layer file written
+    # from it: `diff --layer-info F` then defaults to that target, as `diff --build` does
+    modelled = target_for_backend(common["flavor"], common["version"])
     if inspector is not None:
         source = f"{builder} {INSPECTOR_SUFFIX}"
         flavor_rtx = result.get("flavor") == "rtx"
         plan = read_layer_info(inspector, graph, group_myelin=not flavor_rtx)
-        plan = replace(plan, source=source)
+        plan = replace(plan, source=source, target=modelled)
         doc = parse_json(inspector, f"{builder} engine inspector")
         extras = plan_extras(plan, nodes=True)
         extras[KERNEL_LAYERS_KEY] = flavor_rtx
@@ -257,6 +261,6 @@ def _read(
             f"a GPU that TensorRT supports ({result.get('inspector_error', 'not tried')}); "
             "TensorRT-RTX (--backend rtx) lists them without one"
         )
-    plan = rtx_log.to_plan(build_log, graph, builder=builder, what=str(path))
+    plan = replace(rtx_log.to_plan(build_log, graph, builder=builder, what=str(path)), target=modelled)
     doc = rtx_log.layer_info(build_log, graph, builder=builder, what=str(path), plan=plan)
     return RtxBuild(plan=plan, layer_info=doc, source=plan.source, **common)

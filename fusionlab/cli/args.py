@@ -206,8 +206,9 @@ def add_actual_args(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def read_actual(args: argparse.Namespace, graph: Graph) -> tuple[Plan, str | None]:
-    """The actual plan ``--layer-info``/``--profile``/``--engine``/``--build`` name, and for
-    ``--build`` the target that models its builder (else None).
+    """The actual plan ``--layer-info``/``--profile``/``--engine``/``--build`` name, and the
+    target that models its builder where known (``--build``, or a layer file fusionlab wrote
+    from a build; else None).
 
     A build draws its progress bar on a terminal only, and runs in a subprocess
     (:func:`fusionlab.backends.rtx.build_actual`).
@@ -216,8 +217,9 @@ def read_actual(args: argparse.Namespace, graph: Graph) -> tuple[Plan, str | Non
 
     backend = getattr(args, "build", None)
     if not backend:
-        return actual_plan(graph, layer_info=getattr(args, "layer_info", None),
-                           profile=getattr(args, "profile", None), engine=getattr(args, "engine", None)), None
+        plan = actual_plan(graph, layer_info=getattr(args, "layer_info", None),
+                           profile=getattr(args, "profile", None), engine=getattr(args, "engine", None))
+        return plan, plan.target  # a layer file fusionlab wrote from a build names its target
     if getattr(args, "profile", None):
         raise FusionlabError("--profile needs --layer-info or --engine (a build with --build is not timed)")
     from fusionlab.backends.rtx import build_actual
@@ -229,7 +231,8 @@ def read_actual(args: argparse.Namespace, graph: Graph) -> tuple[Plan, str | Non
 
 
 def chosen_target(args: argparse.Namespace, modelled: str | None) -> str:
-    """``--target``, else the target that models the builder (``--build``), else the default."""
+    """``--target``, else the target that models the builder (``--build``, or named by the
+    layer file), else the default."""
     from fusionlab.fusion.targets import DEFAULT
 
     return str(args.target or modelled or DEFAULT)

@@ -156,6 +156,8 @@ class Plan:
     eliminated: Mapping[str, Elimination] = field(default_factory=dict)
     source: str = "predicted"
     target: str | None = None
+    """The fusionlab target: the one predicted for, or for an actual plan the one that models
+    the builder that made it (known for engines fusionlab built, else None)."""
     precision: str = "fp32"
     batch: int | None = None
     model: str | None = None

@@ -57,6 +57,16 @@ def test_diff_with_the_exported_layers(inception: Path, layers: Path, capsys: py
     assert "(and 7 stream syncs)" in counts
 
 
+def test_the_exported_layers_name_the_target_that_models_their_builder(
+        inception: Path, layers: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --target, a diff against a layer file fusionlab wrote from an RTX build uses the
+    rtx target, as `diff --build rtx` does (it defaulted to trt10 before)."""
+    assert main(["diff", str(inception), "--layer-info", str(layers)]) == 0
+    first, metrics, *_ = capsys.readouterr().out.splitlines()
+    assert first.startswith("inception3a: predicted (target rtx, fp32) vs TensorRT-RTX 1.")
+    assert metrics.startswith("exact match: 8/8 engine layers")
+
+
 def test_diff_builds_with_rtx(inception: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json = tmp_path / "diff.json"
     assert main(["diff", str(inception), "--build", "rtx", "--json", str(out_json)]) == 0
