@@ -160,7 +160,8 @@ class Diff:
 
     def worst_predicted(self, count: int = 5) -> list[TimingRow]:
         """Timed rows with the largest |log(predicted / actual)|."""
-        rows = [r for r in self.timing if r.predicted_ms and r.actual_ms]
+        rows = [r for r in self.timing if r.predicted_ms and r.actual_ms
+                and r.predicted_ms > 0 and r.actual_ms > 0]
         rows.sort(key=lambda r: -abs(math.log(r.predicted_ms / r.actual_ms)))  # type: ignore[operator]
         return rows[:count]
 

@@ -134,3 +134,18 @@ def to_float(value: Any, what: str, where: str) -> float:
     if not math.isfinite(result):
         raise FusionlabError(f"{where}: {what} is not a finite number")
     return result
+
+
+def to_time(value: Any, what: str, where: str) -> float:
+    """A duration in a profile: :func:`to_float`, and not negative (one line naming the file).
+
+    >>> to_time(0.5, "timeMs", "p.json")
+    0.5
+    >>> to_time(-1, "'Conv_0' averageMs", "p.json")
+    Traceback (most recent call last):
+    fusionlab.errors.FusionlabError: p.json: 'Conv_0' averageMs is negative (-1.0): a time cannot be
+    """
+    result = to_float(value, what, where)
+    if result < 0:
+        raise FusionlabError(f"{where}: {what} is negative ({result!r}): a time cannot be")
+    return result

@@ -37,6 +37,7 @@ from fusionlab.formats.common import (
     read_source,
     strip_log_prefix,
     to_float,
+    to_time,
 )
 from fusionlab.plan import Plan
 from fusionlab.plan.profile import InferenceTrace, Latency, LayerTime, Profile, Summary, summarize_times
@@ -98,9 +99,9 @@ def _layer_time(rec: Mapping[str, Any], where: str) -> LayerTime:
     pct = rec.get("percentage")
     return LayerTime(
         name=name,
-        time_ms=to_float(rec["timeMs"], f"{name!r} timeMs", where),
-        average_ms=to_float(rec["averageMs"], f"{name!r} averageMs", where),
-        median_ms=None if median is None else to_float(median, f"{name!r} medianMs", where),
+        time_ms=to_time(rec["timeMs"], f"{name!r} timeMs", where),
+        average_ms=to_time(rec["averageMs"], f"{name!r} averageMs", where),
+        median_ms=None if median is None else to_time(median, f"{name!r} medianMs", where),
         percentage=None if pct is None else to_float(pct, f"{name!r} percentage", where),
     )
 

@@ -681,3 +681,18 @@ def test_bf16_on_a_gpu_without_it_names_the_arguments(capfd: pytest.CaptureFixtu
     code, _, err = cli(capfd, "predict", str(inception), "--precision", "bf16", "--device", "t4")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "--precision bf16" in err and "--device t4" in err
+
+
+def test_a_negative_time_in_a_profile_is_a_user_error(tmp_path: Path, capfd: pytest.CaptureFixture[str],
+                                                       resnet18: Path) -> None:
+    """Found by the seed-22 campaign: a negative averageMs reached diff's worst-predicted sort
+    (math domain error in log)."""
+    profile = json.loads((DATA / "trt7_4key.profile.json").read_text())
+    timed = next(rec for rec in profile if isinstance(rec, dict) and "averageMs" in rec)
+    timed["averageMs"] = -0.5
+    bad = tmp_path / "profile.json"
+    bad.write_text(json.dumps(profile))
+    code, _, err = cli(capfd, "diff", str(resnet18), "--layer-info", str(LAYERS),
+                       "--profile", str(bad))
+    assert_user_error(code, err, bad)
+    assert "is negative" in err
