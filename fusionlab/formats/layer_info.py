@@ -369,7 +369,8 @@ def is_inserted(name: str, layer_type: str | None = None) -> bool:
 
     Reformats (:func:`is_reformat`), ``X copy`` (a copy made where a producer could not
     write into a concatenation), and layers of type ``NoOp`` such as ``reshape_after_X``
-    around fully connected layers (the recorded TensorRT 8 engines in ../shared/records),
+    around fully connected layers (the recorded TensorRT 8 engines in records/, e.g.
+    trex-resnet18-a100),
     and stream synchronization (``signal``/``wait``, :data:`SYNC_LAYER_TYPES`).
     """
     return (
@@ -591,8 +592,8 @@ def _plan_batch(info: EngineInfo) -> int | None:
 _UNNAMED = "named by no engine layer"
 _LAYOUT_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
 """Ops that move no data: inside a layer's tensors but named by no layer, they count as
-eliminated (../shared/records/README.md: "a Flatten/Squeeze before a fully connected
-layer"), not as nodes the layer computes."""
+eliminated (the TREx ResNet-18 records in records/: a Flatten/Squeeze before a fully
+connected layer is named by no layer), not as nodes the layer computes."""
 _FOLDED = "constant folded into the layers that read it"
 
 
@@ -798,8 +799,8 @@ def read_layer_info(
     - Each layer's nodes: from ``Metadata`` when present, else from its name; tokens that
       are not ONNX nodes (of ``graph``, when given) are dropped. With a graph, a layer whose
       input and output tensors are ONNX tensors (seen through reformats) also gets the
-      nodes between them that no other layer names (names can omit fused nodes:
-      ../shared/records/README.md), except data-free layout ops (Flatten, Reshape, ...).
+      nodes between them that no other layer names (names can omit fused nodes, as in the
+      TREx records in records/), except data-free layout ops (Flatten, Reshape, ...).
     - Inserted layers (reformats, copies, ``NoOp`` shuffles) keep their place with no
       nodes; with a graph, a ``NoOp`` layer named after ONNX nodes computes them.
     - With a graph, every node no layer computes is eliminated ("named by no engine layer").
