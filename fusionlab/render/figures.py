@@ -86,7 +86,7 @@ FIGURES: tuple[Figure, ...] = (
         "resnet18-trt8", "resnet18", "trt8", "plan",
         "ResNet-18 as TensorRT 8 is predicted to build it",
         "ResNet-18 predicted for TensorRT 8: Conv+ReLU and Conv+Add+ReLU layers (compare the "
-        "recorded A100 engines in ../shared/records).",
+        "recorded A100 engines in records).",
         members=False,
     ),
 )

@@ -20,7 +20,7 @@ What the exporter does, and what this module reproduces:
   convolution in order, a new output (when the BN output had no name), weight and bias
   (``onnx::Conv_193``, ``onnx::Conv_194`` for ResNet-18's first one).
 
-Checked against: the TensorRT engine records in ``../shared/records/trex-resnet18-a100``
+Checked against: the TensorRT engine records in ``records/trex-resnet18-a100``
 (every layer and tensor name there), a published ncnn conversion of a torch 1.13
 ``resnet18`` export (every node and tensor name), and published ResNet-50 names (``Relu_1``
 -> ``onnx::MaxPool_323``, ``input.36``, ``onnx::Add_508``, ``input.408``, ``Gemm_121``).

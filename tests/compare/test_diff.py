@@ -1,4 +1,4 @@
-"""diff: real engines (../shared/records) against predictions, and the classification rules."""
+"""diff: real engines (records) against predictions, and the classification rules."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The cost model: roofline arithmetic on small graphs, and fidelity on the recorded engines.
 
-The record tests are deterministic computations on ../shared/records (TensorRT 8 ResNet-18
+The record tests are deterministic computations on records (TensorRT 8 ResNet-18
 engines at batch 32 on an A100 80GB PCIe): nothing is timed here.
 """
 

@@ -1,6 +1,6 @@
 """Engine layer information JSON -> actual plans (fusionlab.formats.layer_info).
 
-Real engines: ../shared/records/trex-resnet18-a100/{fp32,fp16}/engine.graph.json (TensorRT
+Real engines: records/trex-resnet18-a100/{fp32,fp16}/engine.graph.json (TensorRT
 8.x, A100, batch 32). Small files in data/ re-express parts of those records in the other
 formats TensorRT writes:
 
@@ -10,7 +10,7 @@ formats TensorRT writes:
 - ``metadata.layers.json``: fp32 layers 0-7 with the ``Metadata`` field of TensorRT 8.6+
   (``[ONNX Layer: X]`` items joined by raw ``\\x1E``, one layer by ``\\x1F``; TREx
   ``fix_unicode``, NVIDIA/TensorRT#2779); layer 4 renamed ``Conv_5`` the way names omit
-  fused nodes (../shared/records/README.md, "Reading layer names").
+  fused nodes (records/README.md, "Reading layer names").
 - ``trt11.layers.json``: fp16 layers 0-3 and 32-35 in the TensorRT 11.x schema, after
   NVIDIA's "Migrating IEngineInspector Usage from TensorRT 10.x to 11.x" (docs.nvidia.com/
   deeplearning/tensorrt/11.0.0/api/migration/tensorrt-10x-to-11x-IEngineInspector.html):

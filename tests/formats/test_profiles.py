@@ -1,6 +1,6 @@
 """Timing files -> Profile (fusionlab.formats.profiles).
 
-Real data: ../shared/records/trex-resnet18-a100/{fp32,fp16}/engine.profile.json
+Real data: records/trex-resnet18-a100/{fp32,fp16}/engine.profile.json
 (``--exportProfile``) and engine.profile.metadata.json (TREx's parse of trtexec's summary).
 The files in data/ lay the fp32 record's own numbers out the way other TensorRT versions
 write them:

@@ -1,6 +1,6 @@
 """Write in trtexec's formats, read back, get the same data.
 
-Plans and profiles come from the recorded engines (../shared/records) and from fusionlab's
+Plans and profiles come from the recorded engines (records) and from fusionlab's
 own predictor; the writers' output must also keep the shape that tools reading trtexec
 files expect (TREx reads ``Layers``/``Bindings`` and each tensor's ``Name``,
 ``Dimensions`` and ``Format/Datatype``).

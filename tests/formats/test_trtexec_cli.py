@@ -1,5 +1,5 @@
 """``fusionlab import`` through the CLI entry point (fusionlab.cli.main), on the recorded
-engines of ../shared/records and the zoo's ResNet-18."""
+engines of records and the zoo's ResNet-18."""
 
 from __future__ import annotations
 

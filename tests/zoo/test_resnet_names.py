@@ -1,5 +1,5 @@
 """The resnets carry the names PyTorch's legacy exporter gives them, checked against real data:
-the TensorRT engine records of ResNet-18 (../shared/records/trex-resnet18-a100) and published
+the TensorRT engine records of ResNet-18 (records/trex-resnet18-a100) and published
 listings of torch 1.13 exports."""
 
 from __future__ import annotations
