@@ -39,7 +39,7 @@ from fusionlab.io import dumps_json
 from fusionlab.ir.graph import Graph
 from fusionlab.plan import BRANCH_SEP, FUSED_SEP, Elimination, How, Kind, Layer, Plan
 from fusionlab.plan.kinds import kind_named, kind_of_engine_type
-from fusionlab.plan.serialize import SCHEMA, eliminations_from, eliminations_to_dict, schema_version
+from fusionlab.plan.serialize import eliminations_from, eliminations_to_dict, plan_header, schema_version
 
 log = logging.getLogger(__name__)
 
@@ -940,13 +940,4 @@ def plan_extras(plan: Plan, *, nodes: bool = False) -> dict[str, Any]:
         if layer.stream is not None:
             row["stream"] = layer.stream
         rows.append(row)
-    return {
-        "schema": SCHEMA,
-        "source": plan.source,
-        "target": plan.target,
-        "precision": plan.precision,
-        "batch": plan.batch,
-        "model": plan.model,
-        "eliminated": eliminations_to_dict(plan),
-        "layers": rows,
-    }
+    return {**plan_header(plan), "eliminated": eliminations_to_dict(plan), "layers": rows}

@@ -71,8 +71,9 @@ def schema_version(schema: Any) -> int | None:
     return {SCHEMA: 2, READABLE[1]: 1}.get(schema) if isinstance(schema, str) else None
 
 
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """A plan as plain JSON-ready data with exactly the keys of ``PLAN_KEYS``."""
+def plan_header(plan: Plan) -> dict[str, Any]:
+    """The schema and a plan's own fields (not its layers): the head of every plan document
+    fusionlab writes (plan JSON, the ``"fusionlab"`` object of a layer file)."""
     return {
         "schema": SCHEMA,
         "source": plan.source,
@@ -80,6 +81,13 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "precision": plan.precision,
         "batch": plan.batch,
         "model": plan.model,
+    }
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """A plan as plain JSON-ready data with exactly the keys of ``PLAN_KEYS``."""
+    return {
+        **plan_header(plan),
         "layers": [layer_to_dict(layer) for layer in plan.layers],
         "eliminated": eliminations_to_dict(plan),
     }
