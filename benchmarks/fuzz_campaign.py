@@ -1318,7 +1318,8 @@ def judge(case: Case, folder: Path, res: Result, before: dict[str, tuple[Any, ..
             outcome = "clean"
             sig = None
             about_argument = re.match(r"fusionlab: (error: )?(-|argument )", lines[0]) is not None
-            if case.culprit and not about_argument and not _names_any_file(case, lines[0]):
+            about_machine = " is not installed" in lines[0]  # e.g. Graphviz's dot: no file is at fault
+            if case.culprit and not about_argument and not about_machine and not _names_any_file(case, lines[0]):
                 what = lines[0].removeprefix("fusionlab: error: ").split(":")[0]
                 problems.append(f"unnamed | {cmd} | '{_shape_of_message(what)}: ...' names no file")
         else:

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     math_note = "TF32 allowed" if tf32 and precision == "fp32" else precision
     text = [
         f"calibrate: {len(samples)} layers timed on {device.name} ({device.title}), "
-        f"{math_note}; {len(left)} left out (untimed, timed at 0 or no-ops)",
+        f"{math_note}; {len(left)} left out (untimed, timed at 0, no-ops or no work to scale)",
         "",
         report(start, fitted, samples),
     ]

@@ -813,15 +813,16 @@ def join(
 ) -> tuple[tuple[Sample, ...], tuple[str, ...]]:
     """Layers with a positive measured time (joined by name), and the names left out.
 
-    Left out: layers the profile does not time, layers timed at zero (TensorRT's no-ops)
-    and no-op layers.
+    Left out: layers the profile does not time, layers timed at zero (TensorRT's no-ops),
+    no-op layers, and layers with no work to scale (zero FLOPs and zero bytes, e.g. a
+    layer whose tensors' shapes the layer file does not give: no factor can fit them).
     """
     times = profile.by_name()
     samples: list[Sample] = []
     left: list[str] = []
     for c in costs:
         t = times.get(c.name)
-        if t is None or t.average_ms <= 0 or c.noop:
+        if t is None or t.average_ms <= 0 or c.noop or (c.compute_ms <= 0 and c.memory_ms <= 0):
             left.append(c.name)
         else:
             samples.append(Sample(c, t.average_ms))

@@ -49,19 +49,23 @@ def initial_plan(graph: Graph, *, target: str | None = None, precision: str = "f
     tensors another node reads or that are graph outputs, as :meth:`Work.finish` computes them.
     """
     weights, outs, readers = graph.weights, graph.output_names, graph.consumers
-    layers = tuple(
-        Layer(
+    kinds: dict[str, Kind] = {}
+    layers = []
+    for n in graph.nodes():
+        kind = kinds.get(n.op)
+        if kind is None:
+            kind = kinds[n.op] = kind_of_op(n.op)
+        ins = [t for t in n.inputs if t and t not in weights]
+        layers.append(Layer(
             n.name,
-            kind_of_op(n.op),
+            kind,
             (n.name,),
             UNFUSED,
-            inputs=tuple(dict.fromkeys(t for t in n.inputs if t and t not in weights)),
-            outputs=tuple(t for t in n.outputs if t and (t in outs or readers.get(t))),
-        )
-        for n in graph.nodes()
-    )
+            inputs=tuple(dict.fromkeys(ins)) if len(ins) > 1 else tuple(ins),
+            outputs=tuple(t for t in n.outputs if t and (t in outs or t in readers)),
+        ))
     return Plan(
-        layers=layers,
+        layers=tuple(layers),
         eliminated={},
         source="predicted",
         target=target,
@@ -81,6 +85,8 @@ class Work:
 
     def __init__(self, graph: Graph, plan: Plan) -> None:
         self.graph = graph
+        self._nodes = graph.node_map
+        self._op = graph.op_of
         self.plan = plan
         self.layers: list[Layer | None] = list(plan.layers)
         self.owner: dict[str, int] = dict(_owners(plan))
@@ -97,9 +103,10 @@ class Work:
         self._shortcut: dict[str, str] = {}
         """Tensor -> a tensor further along its alias chain (a cache; chains only grow)."""
         self._consts: set[str] = set(graph.weights)
-        for name in graph.order:
-            if name in self.eliminated:
-                self._note_eliminated(name)
+        if self.eliminated:
+            for name in graph.order:
+                if name in self.eliminated:
+                    self._note_eliminated(name)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -136,6 +143,9 @@ class Work:
 
     def consumers(self, tensor: str) -> list[str]:
         """Live (not eliminated) nodes that read ``tensor``, looking through aliases."""
+        readers = self.graph.consumers.get(tensor, ())
+        if tensor not in self._twins and self.eliminated.keys().isdisjoint(readers):
+            return list(readers)  # the common case: no alias, no eliminated reader
         out: list[str] = []
         stack = [tensor]
         while stack:
@@ -143,7 +153,7 @@ class Work:
             stack.extend(self._twins.get(t, ()))
             for c in self.graph.consumers.get(t, ()):
                 if c in self.eliminated:
-                    node = self.graph.node(c)
+                    node = self._nodes[c]
                     if node.outputs and self._alias.get(node.outputs[0]) == t:
                         stack.append(node.outputs[0])
                     else:
@@ -171,7 +181,11 @@ class Work:
         found = self._data_inputs.get(node)
         if found is None:
             resolve, consts = self.resolve, self._consts  # is_const, each input resolved once
-            found = [r for t in self.graph.node(node).inputs if t and (r := resolve(t)) not in consts]
+            ins = self._nodes[node].inputs
+            if self._alias:
+                found = [r for t in ins if t and (r := resolve(t)) not in consts]
+            else:
+                found = [t for t in ins if t and t not in consts]
             self._data_inputs[node] = found
         return found
 
@@ -201,10 +215,12 @@ class Work:
     def external_outputs(self, index: int) -> list[str]:
         """Tensors a layer's nodes write that a node outside the layer reads, or graph outputs."""
         layer = self.layer(index)
-        inside = set(layer.owned)
+        owned = layer.owned
+        inside = set(owned)
+        nodes = self._nodes
         outs: list[str] = []
-        for n in layer.owned:
-            for t in self.graph.node(n).outputs:
+        for n in owned:
+            for t in nodes[n].outputs:
                 if not t:
                     continue
                 if self.is_graph_output(t) or any(c not in inside for c in self.consumers(t)):
@@ -214,9 +230,11 @@ class Work:
     def external_inputs(self, index: int) -> list[str]:
         """Data tensors a layer's nodes read that no node of the layer writes (resolved)."""
         layer = self.layer(index)
-        produced = {t for n in layer.owned for t in self.graph.node(n).outputs}
+        owned = layer.owned
+        nodes = self._nodes
+        produced = {t for n in owned for t in nodes[n].outputs}
         seen: list[str] = []
-        for n in layer.owned:
+        for n in owned:
             for t in self.data_inputs(n):
                 if t not in produced and t not in seen:
                     seen.append(t)
@@ -224,11 +242,12 @@ class Work:
 
     def head_op(self, index: int) -> str:
         """Op of the layer's first node."""
-        return self.graph.node(self.layer(index).nodes[0]).op
+        return self._op[self.layer(index).nodes[0]]
 
     def ops_of(self, index: int) -> list[str]:
         """Ops of the layer's nodes, in order."""
-        return [self.graph.node(n).op for n in self.layer(index).nodes]
+        op = self._op
+        return [op[n] for n in self.layer(index).nodes]
 
     # -- editing ---------------------------------------------------------------------
 
@@ -436,15 +455,10 @@ def _owners(plan: Plan) -> dict[str, int]:
     return owner
 
 
-_EDGE_MEMO: list[tuple[Plan, Graph, dict[int, set[int]]]] = []
-"""The quotient edges of the last plan :meth:`Work.finish` produced, kept together with the
-plan (so object identity stays meaningful): the pass manager's check reuses them. One
-entry: at 100,000 nodes each is ~25 MB, and older ones were never asked for again."""
-
-
-def _remember_edges(graph: Graph, plan: Plan, succ: dict[int, set[int]]) -> None:
-    _EDGE_MEMO.append((plan, graph, succ))
-    del _EDGE_MEMO[:-1]  # the check after the pass asks for the plan just finished, no other
+_SORTED: list[tuple[Plan, Graph]] = []
+"""The last plan :func:`sort_plan` produced, with its graph (kept, so that object identity
+stays meaningful): its layers are in topological order by construction, and the pass
+manager's check after the pass need not compute its quotient edges again."""
 
 
 def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
@@ -454,32 +468,36 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
     is written by the producers of its parts); an inserted layer (a copy) reads the
     tensors in its ``inputs`` and feeds the readers of its ``outputs``.
     """
-    for known, g, remembered in _EDGE_MEMO:
-        if known is plan and g is graph:
-            return remembered
     owner = _owners(plan)
     stands_for: dict[str, set[int]] = {}
-    for name in graph.order:  # topological: an eliminated node's feeders are known first
-        if name in plan.eliminated:
-            feeders: set[int] = set()
-            twin = plan.eliminated[name].same_as
-            if twin is not None:  # a duplicate stands for the layer of the node it duplicates
-                feeders = {owner[twin]} if twin in owner else set(stands_for.get(twin, ()))
-                stands_for[name] = feeders
-                continue
-            for p in graph.nx.predecessors(name):
-                if p in owner:
-                    feeders.add(owner[p])
-                else:
-                    feeders |= stands_for.get(p, set())
+    eliminated = plan.eliminated
+    position = graph.position
+    # topological: an eliminated node's feeders are known first
+    for name in sorted(eliminated, key=lambda n: position.get(n, -1)) if eliminated else ():
+        feeders: set[int] = set()
+        twin = eliminated[name].same_as
+        if twin is not None:  # a duplicate stands for the layer of the node it duplicates
+            feeders = {owner[twin]} if twin in owner else set(stands_for.get(twin, ()))
             stands_for[name] = feeders
+            continue
+        for p in graph.predecessors(name):
+            if p in owner:
+                feeders.add(owner[p])
+            else:
+                feeders |= stands_for.get(p, set())
+        stands_for[name] = feeders
     succ: dict[int, set[int]] = defaultdict(set)
+    get = owner.get
     for u, v in graph.edge_list:
-        b = owner.get(v)
+        b = get(v)
         if b is None:
             continue  # an eliminated reader: its own readers link to what it stands for
-        a = owner.get(u)
-        for src in (a,) if a is not None else stands_for.get(u, ()):
+        a = get(u)
+        if a is not None:
+            if a != b:
+                succ[a].add(b)
+            continue
+        for src in stands_for.get(u, ()):
             if src != b:
                 succ[src].add(b)
     for i, layer in enumerate(plan.layers):
@@ -499,11 +517,9 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
 
 def is_topological(graph: Graph, plan: Plan) -> bool:
     """True when every layer comes after the layers it reads (so the plan is acyclic)."""
+    if any(known is plan and g is graph for known, g in _SORTED):
+        return True
     return all(a < b for a, bs in layer_edges(graph, plan).items() for b in bs)
-
-
-def _all_layers(succ: Mapping[int, set[int]], count: int) -> dict[int, set[int]]:
-    return {i: succ.get(i, set()) for i in range(count)}
 
 
 def quotient(graph: Graph, plan: Plan) -> nx.DiGraph:
@@ -520,23 +536,25 @@ class CycleError(ValueError):
     """The quotient graph of a plan has a cycle (a fusion that cannot be executed)."""
 
 
-def _ordered(succ: Mapping[int, set[int]], key: Callable[[int], Any]) -> list[int]:
-    """Kahn's topological sort, always taking the ready layer with the smallest key."""
-    indegree = dict.fromkeys(succ, 0)
+def _ordered(succ: Mapping[int, set[int]], count: int, key: Callable[[int], Any]) -> list[int]:
+    """Kahn's topological sort of layers ``0 .. count-1``, always taking the ready layer
+    with the smallest key."""
+    indegree = [0] * count
     for bs in succ.values():
         for b in bs:
             indegree[b] += 1
-    ready = [(key(i), i) for i, d in indegree.items() if d == 0]
+    ready = [(key(i), i) for i in range(count) if indegree[i] == 0]
     heapq.heapify(ready)
     out: list[int] = []
+    empty: set[int] = set()
     while ready:
         _, i = heapq.heappop(ready)
         out.append(i)
-        for b in succ[i]:
+        for b in succ.get(i, empty):
             indegree[b] -= 1
             if indegree[b] == 0:
                 heapq.heappush(ready, (key(b), b))
-    if len(out) != len(succ):
+    if len(out) != count:
         raise CycleError("the fused graph has a cycle")
     return out
 
@@ -548,33 +566,37 @@ def topological_layers(graph: Graph, plan: Plan) -> tuple[Layer, ...]:
     right after the latest layer it reads from. The order depends only on the partition,
     not on the order of ``plan.layers``. Raises :class:`CycleError` for a cyclic plan.
     """
-    order, _ = _topological(graph, plan)
-    return tuple(plan.layers[i] for i in order)
+    return tuple(plan.layers[i] for i in _topological(graph, plan))
 
 
 def sort_plan(graph: Graph, plan: Plan) -> Plan:
     """``plan`` with its layers in topological order (see :func:`topological_layers`)."""
-    order, succ = _topological(graph, plan)
+    order = _topological(graph, plan)
     result = replace(plan, layers=tuple(plan.layers[i] for i in order))
-    new = {old: i for i, old in enumerate(order)}
-    _remember_edges(graph, result, {new[a]: {new[b] for b in bs} for a, bs in succ.items()})
+    _SORTED.append((result, graph))
+    del _SORTED[:-1]  # the check after the pass asks for the plan just finished, no other
     return result
 
 
-def _topological(graph: Graph, plan: Plan) -> tuple[list[int], dict[int, set[int]]]:
+def _topological(graph: Graph, plan: Plan) -> list[int]:
     position = graph.position
-    succ = _all_layers(layer_edges(graph, plan), len(plan.layers))
+    layers = plan.layers
+    succ = layer_edges(graph, plan)
     keys: dict[int, float] = {}
-    preds: dict[int, list[int]] = {}
-    for a, bs in succ.items():
-        for b in bs:
-            preds.setdefault(b, []).append(a)
-    for i, layer in enumerate(plan.layers):
-        if layer.nodes:
-            keys[i] = float(min(position[n] for n in layer.owned or layer.nodes))
-    for i, layer in enumerate(plan.layers):
+    inserted: list[int] = []
+    for i, layer in enumerate(layers):
         if not layer.nodes:
+            inserted.append(i)
+            continue
+        nodes = layer.owned or layer.nodes
+        keys[i] = float(position[nodes[0]] if len(nodes) == 1 else min(map(position.__getitem__, nodes)))
+    if inserted:
+        targets = set(inserted)
+        preds: dict[int, list[int]] = {}
+        for a, bs in succ.items():
+            for b in bs & targets:
+                preds.setdefault(b, []).append(a)
+        for i in inserted:
             before = [keys[p] for p in preds.get(i, ()) if p in keys]
             keys[i] = (max(before) if before else -1.0) + 0.5
-    order = _ordered(succ, lambda i: (keys[i], plan.layers[i].name, plan.layers[i].outputs))
-    return order, succ
+    return _ordered(succ, len(layers), lambda i: (keys[i], layers[i].name, layers[i].outputs))

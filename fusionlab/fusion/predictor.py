@@ -23,8 +23,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-import networkx as nx
-
 from fusionlab.dtypes import check_precision
 from fusionlab.errors import FusionlabError
 from fusionlab.fusion import qdq
@@ -153,6 +151,8 @@ def check_plan(graph: Graph, plan: Plan) -> str | None:
     try:
         topological_layers(graph, plan)
     except CycleError:
+        import networkx as nx  # only to name the cycle of a broken pass: a prediction never imports it
+
         cycle = nx.find_cycle(quotient(graph, plan))
         return "the fused graph has a cycle: " + " -> ".join(plan.layers[a].name for a, _ in cycle)
     return None

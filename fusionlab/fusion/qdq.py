@@ -50,7 +50,7 @@ network: records/trex-resnet18-a100-qat keeps ``Conv_9`` and ``MaxPool_12`` apar
 
 def has_qdq(graph: Graph) -> bool:
     """True for an explicitly quantized model (any QuantizeLinear or DequantizeLinear)."""
-    return any(graph.node(n).op in QDQ_OPS for n in graph.order)
+    return bool(graph.names_with_ops(QDQ_OPS))
 
 
 def const_value(graph: Graph, tensor: str) -> np.ndarray | None:

@@ -1,11 +1,15 @@
-"""The ONNX graph as fusionlab sees it: a read-only networkx DiGraph with shapes and costs.
+"""The ONNX graph as fusionlab sees it: nodes, tensors and edges with shapes and costs.
 
-One networkx node per ONNX node, keyed by a unique name (unnamed nodes become
-``<OpType>_<index>``); the node attribute ``node`` holds a :class:`Node` and ``op`` its
-op type. An edge ``a -> b`` means b reads at least one tensor that a writes; its
-attributes ``tensor``, ``shape`` and ``dtype`` describe the first such tensor and
-``tensors`` holds all of them as :class:`Tensor` values. Initializers are
-:class:`Weight` values (shape and dtype; arrays are read on demand by
+One :class:`Node` per ONNX node, keyed by a unique name (unnamed nodes become
+``<OpType>_<index>``). An edge ``a -> b`` means b reads at least one tensor that a
+writes (:attr:`Graph.edge_tensors`, :meth:`Graph.predecessors`, :meth:`Graph.successors`).
+:attr:`Graph.nx` is the same graph as a read-only networkx DiGraph, built the first time
+it is asked for (drawing, diff): the node attribute ``node`` holds the :class:`Node` and
+``op`` its op type; an edge's attributes ``tensor``, ``shape`` and ``dtype`` describe the
+first tensor between the two nodes and ``tensors`` holds all of them as :class:`Tensor`
+values. A prediction never builds it, nor imports networkx (about 0.1 s of start-up and,
+at 10,000 nodes, 0.1 s more to build and freeze: ``benchmarks/bench_predict.py``).
+Initializers are :class:`Weight` values (shape and dtype; arrays are read on demand by
 :meth:`Graph.array`). Everything is read-only: the networkx graph is frozen and the
 mappings raise ``TypeError`` when written to.
 
@@ -34,9 +38,8 @@ import os
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -46,6 +49,9 @@ from fusionlab.gcpause import paused
 from fusionlab.ir.flops import Cost, node_cost
 from fusionlab.ir.shape_math import propagate
 from fusionlab.ir.tensors import Dim, Tensor, Weight
+
+if TYPE_CHECKING:
+    import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +133,16 @@ class Node:
 
 @dataclass(frozen=True)
 class Graph:
-    """A loaded ONNX model: read-only networkx graph plus tensor tables.
+    """A loaded ONNX model: its nodes, their edges, and tensor tables.
 
     Build it with :func:`load`; it cannot be mutated.
     """
 
     name: str
-    nx: nx.DiGraph[str]
+    node_map: Mapping[str, Node]
+    """Node name -> :class:`Node`."""
+    edge_tensors: Mapping[tuple[str, str], tuple[str, ...]]
+    """(writer, reader) node pairs -> the tensors between them, in the reader's input order."""
     order: tuple[str, ...]
     """Node names in topological order (the ONNX file's order where it is sorted)."""
     tensors: Mapping[str, Tensor]
@@ -161,27 +170,60 @@ class Graph:
     @functools.cached_property
     def edge_list(self) -> list[tuple[str, str]]:
         """All (writer, reader) node pairs, computed once."""
-        return list(self.nx.edges())
+        return list(self.edge_tensors)
 
     @functools.cached_property
-    def _node_map(self) -> dict[str, Node]:
-        return {name: data["node"] for name, data in self.nx.nodes(data=True)}
+    def _adjacency(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        pred: dict[str, list[str]] = {}
+        succ: dict[str, list[str]] = {}
+        for u, v in self.edge_tensors:
+            succ.setdefault(u, []).append(v)
+            pred.setdefault(v, []).append(u)
+        return pred, succ
+
+    def predecessors(self, name: str) -> Iterable[str]:
+        """Nodes that write a tensor ``name`` reads (in the order of its inputs)."""
+        return self._adjacency[0].get(name, ())
+
+    def successors(self, name: str) -> Iterable[str]:
+        """Nodes that read a tensor ``name`` writes (in file order)."""
+        return self._adjacency[1].get(name, ())
+
+    @functools.cached_property
+    def nx(self) -> nx.DiGraph[str]:
+        """The graph as a frozen networkx DiGraph (see the module docstring), built once."""
+        import networkx as nx
+
+        dg: nx.DiGraph[str] = nx.DiGraph()
+        dg.add_nodes_from((name, {"node": node, "op": node.op}) for name, node in self.node_map.items())
+        tensors = self.tensors
+        dg.add_edges_from(
+            (src, dst, {"tensor": ts[0], "shape": tensors[ts[0]].shape, "dtype": tensors[ts[0]].dtype,
+                        "tensors": tuple(tensors[t] for t in ts)})
+            for (src, dst), ts in self.edge_tensors.items()
+        )
+        return _freeze(dg)
 
     def node(self, name: str) -> Node:
         """The :class:`Node` called ``name``."""
         try:
-            return self._node_map[name]
+            return self.node_map[name]
         except KeyError:
             raise FusionlabError(f"{self.name}: no node named {name!r}") from None
+
+    @functools.cached_property
+    def op_of(self) -> dict[str, str]:
+        """Node name -> op type (what passes ask most often), computed once."""
+        return {name: node.op for name, node in self.node_map.items()}
 
     def names_with_ops(self, ops: Collection[str]) -> tuple[str, ...]:
         """Names of the nodes whose op is one of ``ops``, in topological order (computed
         once per set of ops: passes ask for the same few sets on every run)."""
-        key = frozenset(ops)
+        key = ops if isinstance(ops, frozenset) else frozenset(ops)
         found = self._names_with_ops.get(key)
         if found is None:
-            node_map = self._node_map
-            found = tuple(n for n in self.order if node_map[n].op in key)
+            op_of = self.op_of
+            found = tuple(n for n in self.order if op_of[n] in key)
             self._names_with_ops[key] = found
         return found
 
@@ -191,14 +233,15 @@ class Graph:
 
     def nodes(self) -> Iterator[Node]:
         """All nodes in topological order."""
+        node_map = self.node_map
         for name in self.order:
-            yield self.node(name)
+            yield node_map[name]
 
     def __len__(self) -> int:
         return len(self.order)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.nx
+        return name in self.node_map
 
     @functools.cached_property
     def output_names(self) -> frozenset[str]:
@@ -550,6 +593,8 @@ def _attrs(node: onnx.NodeProto, opset: int = 0, where: str = "model") -> dict[s
 
 def _freeze(dg: nx.DiGraph[str]) -> nx.DiGraph[str]:
     """Freeze the structure (networkx) and every node and edge attribute dict."""
+    import networkx as nx
+
     raw: Any = dg  # networkx's own storage: node dicts, and edge dicts shared by succ/pred
     nodes = raw._node
     for n in list(nodes):
@@ -613,6 +658,8 @@ def _topological_order(
     index_of = {nm: i for i, nm in enumerate(names)}
     if all(index_of[a] < index_of[b] for a, b in edges):
         return tuple(names), producer, implicit, edges  # sorted, hence acyclic
+    import networkx as nx
+
     dg: nx.DiGraph[str] = nx.DiGraph()
     dg.add_nodes_from(names)
     dg.add_edges_from(edges)
@@ -686,12 +733,11 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     graph_inputs = tuple(tensors[vi.name] for vi in g.input if vi.name not in weights)
     graph_outputs = tuple(tensors[vi.name] for vi in g.output)
 
-    dg: nx.DiGraph[str] = nx.DiGraph()
-    node_rows: list[tuple[str, dict[str, Any]]] = []
+    node_map: dict[str, Node] = {}
     for index, (nm, n) in enumerate(zip(names, nodes, strict=True)):
         ins, outs = io[index]
         attrs = _attrs(n, opset, where)
-        node = Node(
+        node_map[nm] = Node(
             name=nm,
             op=n.op_type,
             index=index,
@@ -704,9 +750,6 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
             domain=n.domain,
             implicit_inputs=implicit[index],
         )
-        node_rows.append((nm, {"node": node, "op": n.op_type}))
-    dg.add_nodes_from(node_rows)
-    del node_rows  # the working dicts go as _freeze replaces them (peak memory)
     position = {nm: i for i, nm in enumerate(order)}
     consumers: dict[str, set[str]] = {}
     for nm, (ins, _), imp in zip(names, io, implicit, strict=True):
@@ -718,24 +761,11 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
         t: tuple(sorted(c, key=position.__getitem__)) for t, c in consumers.items()
     }
     del consumers
-    dg.add_edges_from(
-        (
-            src,
-            dst,
-            {
-                "tensor": ts[0],
-                "shape": tensors[ts[0]].shape,
-                "dtype": tensors[ts[0]].dtype,
-                "tensors": tuple(tensors[t] for t in ts),
-            },
-        )
-        for (src, dst), ts in edges.items()
-    )
-    del edges
 
     return Graph(
         name=name or (path.stem if path is not None else (model.graph.name or "model")),
-        nx=_freeze(dg),
+        node_map=_FrozenDict(node_map),
+        edge_tensors=_FrozenDict({pair: tuple(ts) for pair, ts in edges.items()}),
         order=order,
         tensors=_FrozenDict(tensors),
         weights=_FrozenDict(weights),

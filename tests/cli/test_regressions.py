@@ -270,6 +270,31 @@ def test_an_efficiency_factor_that_rounds_every_time_to_zero_is_a_user_error(
     assert "at most 1000" in err
 
 
+def test_calibrate_leaves_out_a_layer_with_no_work(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Campaign seed 23: a pooling layer whose tensors' Dimensions are not lists of numbers
+    costs 0 FLOPs and 0 bytes, its predicted time was 0 and calibrate's log-error fit
+    raised ValueError (math domain error). Such a layer has nothing a factor can scale: it
+    is left out of the fit."""
+    doc = json.loads((DATA / "metadata.layers.json").read_text(), strict=False)  # TensorRT writes raw newlines
+    pools = [layer for layer in doc["Layers"] if layer.get("LayerType") == "TiledPooling"]
+    assert pools, "the fixture has a pooling layer"
+    pools[0]["Inputs"][0]["Dimensions"] = [32, [None], 112, 112]
+    pools[0]["Outputs"][0]["Dimensions"] = {"x": [32, 64, 56, 56]}
+    layers = tmp_path / "layers.json"
+    layers.write_text(json.dumps(doc))
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps([{"count": 10}, *(
+        {"name": layer["Name"], "timeMs": 3.0, "averageMs": 0.3, "medianMs": 0.3, "percentage": 1.0}
+        for layer in doc["Layers"])]))
+    out = tmp_path / "eff.json"
+    code, stdout, err = cli(capfd, "calibrate", "--layer-info", str(layers), "--profile", str(profile),
+                            "--device", "t4", "-o", str(out))
+    assert code == 0, err
+    assert "no work to scale" in stdout
+    fitted = strict_json(out.read_text())
+    assert isinstance(fitted, dict) and fitted["classes"]["conv"]["compute"] > 0
+
+
 @pytest.mark.parametrize("number", ["1e400", "nan", "inf", "1" + "0" * 400], ids=["1e400", "nan", "inf", "10**400"])
 def test_odd_numbers_in_a_dump_profile_log_give_strict_json_or_a_user_error(
         tmp_path: Path, capfd: pytest.CaptureFixture[str], number: str) -> None:

@@ -63,6 +63,8 @@ def _conv_act(work: Work, index: int) -> bool:
 
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
+    if not any(_depthwise(graph, n) for n in graph.names_with_ops({"Conv"})):
+        return plan  # no depthwise convolution: no pair to fuse or explain
     work = Work(graph, plan)
     reject = ctx.rejector(RULE)
     explicit = qdq.has_qdq(graph)  # Q/DQ nodes: INT8 where they say, not implicit INT8

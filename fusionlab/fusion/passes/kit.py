@@ -175,12 +175,15 @@ def alone(work: Work, ops: Collection[str] | None = None) -> Iterator[tuple[str,
     earlier step of the same pass are skipped as the loop reaches them.
     """
     graph = work.graph
+    nodes, owner, layers = graph.node_map, work.owner, work.layers
     for name in graph.order if ops is None else graph.names_with_ops(ops):
-        node = graph.node(name)
-        index = work.owner.get(name)
-        if index is None or work.layer(index).nodes != (name,):
+        index = owner.get(name)
+        if index is None:
             continue
-        yield name, node, index
+        layer = layers[index]
+        if layer is None or len(layer.nodes) != 1:  # its owner holds it alone, or not at all
+            continue
+        yield name, nodes[name], index
 
 
 def activation_candidates(work: Work, ctx: Context) -> Iterator[tuple[str, int, int | None]]:

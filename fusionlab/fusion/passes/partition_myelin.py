@@ -103,6 +103,11 @@ def _spatial_mean(graph: Graph, name: str) -> bool:
     return {int(a) % 4 for a in axes} == {2, 3}
 
 
+TRIGGER_OPS = frozenset({"MatMul", "Gemm", "Einsum", "LayerNormalization", "ReduceMean"})
+"""The ops that can be a trigger (:meth:`_Partition.trigger`): a graph with none of them
+forms no region and has no region to explain, whatever grows."""
+
+
 class _Partition:
     """The greedy region growth of one run (see the module docstring)."""
 
@@ -239,7 +244,7 @@ class _Partition:
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     rules = ctx.target.myelin
-    if rules is None:
+    if rules is None or not graph.names_with_ops(TRIGGER_OPS):
         return plan
     work = Work(graph, plan)
     reject = ctx.rejector(RULE)

@@ -597,7 +597,7 @@ def _creates_cycle(work: Work, owned: Sequence[str]) -> bool:
 
     seen: set[tuple[str, bool]] = set()
     stack = [(v, layer(v) is not None) for i in members for n in work.layer(i).owned
-             for v in graph.nx.successors(n) if layer(v) not in members]
+             for v in graph.successors(n) if layer(v) not in members]
     while stack:  # a path through eliminated nodes only (folded shape arithmetic) is no layer
         v, through = stack.pop()
         if (v, through) in seen:
@@ -607,7 +607,7 @@ def _creates_cycle(work: Work, owned: Sequence[str]) -> bool:
             if through:
                 return True
             continue
-        stack.extend((w, through or layer(w) is not None) for w in graph.nx.successors(v))
+        stack.extend((w, through or layer(w) is not None) for w in graph.successors(v))
     return False
 
 
