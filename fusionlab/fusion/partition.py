@@ -504,9 +504,9 @@ def layer_edges(graph: Graph, plan: Plan) -> dict[int, set[int]]:
         if not layer.inserted:
             continue
         for t in layer.inputs:
-            p = graph.producer.get(t)
-            if p is not None:
-                for src in (owner[p],) if p in owner else stands_for.get(p, ()):
+            writer = graph.producer.get(t)
+            if writer is not None:
+                for src in (owner[writer],) if writer in owner else stands_for.get(writer, ()):
                     succ[src].add(i)
         for t in layer.outputs:
             for c in graph.consumers.get(t, ()):
