@@ -205,11 +205,18 @@ class Work:
         Merging ``src`` into ``dst`` under this condition can never create a cycle: any
         path from src to dst would have to leave src through a tensor another layer reads.
         """
-        for t in self.external_outputs(src):
-            if self.is_graph_output(t):
-                return False
-            if any(self.owner.get(c) != dst for c in self.consumers(t)):
-                return False
+        owned = self.layer(src).owned
+        inside, owner, nodes = set(owned), self.owner, self._nodes
+        for n in owned:
+            for t in nodes[n].outputs:
+                if not t:
+                    continue
+                if self.is_graph_output(t):
+                    return False
+                readers = self.consumers(t)
+                # an external output (read outside src) must be read by dst alone
+                if any(c not in inside for c in readers) and any(owner.get(c) != dst for c in readers):
+                    return False
         return True
 
     def external_outputs(self, index: int) -> list[str]:
@@ -599,4 +606,15 @@ def _topological(graph: Graph, plan: Plan) -> list[int]:
         for i in inserted:
             before = [keys[p] for p in preds.get(i, ()) if p in keys]
             keys[i] = (max(before) if before else -1.0) + 0.5
-    return _ordered(succ, len(layers), lambda i: (keys[i], layers[i].name, layers[i].outputs))
+    def key(i: int) -> tuple[float, str, tuple[str, ...]]:
+        return keys[i], layers[i].name, layers[i].outputs
+
+    # Kahn's sort taking the smallest key first gives the layers sorted by key whenever
+    # that order is topological: a pass that merges neighbours mostly keeps it so
+    by_key = sorted(range(len(layers)), key=key)
+    rank = [0] * len(layers)
+    for r, i in enumerate(by_key):
+        rank[i] = r
+    if all(rank[a] < rank[b] for a, bs in succ.items() for b in bs):
+        return by_key
+    return _ordered(succ, len(layers), key)

@@ -130,22 +130,24 @@ class Prediction:
 
 def check_plan(graph: Graph, plan: Plan) -> str | None:
     """Why ``plan`` is not a valid partition of ``graph`` with an acyclic quotient, or None."""
-    counts = Counter(n for layer in plan.layers for n in layer.owned)
-    twice = [n for n, c in counts.items() if c > 1]
-    if twice:
+    owned_list = [n for layer in plan.layers for n in layer.owned]
+    owned = set(owned_list)
+    if len(owned) != len(owned_list):
+        twice = [n for n, c in Counter(owned_list).items() if c > 1]
         return f"nodes in more than one layer: {twice[:5]}"
-    unowned = {n for layer in plan.layers for n in layer.shared} - set(counts)
+    unowned = {n for layer in plan.layers for n in layer.shared} - owned
     if unowned:
         return f"shared nodes no layer owns: {sorted(unowned)[:5]}"
-    both = set(counts) & set(plan.eliminated)
+    eliminated = plan.eliminated.keys()
+    both = owned & eliminated
     if both:
         return f"nodes both in a layer and eliminated: {sorted(both)[:5]}"
-    missing = set(graph.order) - set(counts) - set(plan.eliminated)
-    if missing:
-        return f"nodes in no layer and not eliminated: {sorted(missing)[:5]}"
-    unknown = (set(counts) | set(plan.eliminated)) - set(graph.order)
-    if unknown:
-        return f"unknown nodes: {sorted(unknown)[:5]}"
+    accounted = owned | eliminated
+    if len(accounted) != len(graph) or not accounted <= graph.node_map.keys():
+        missing = set(graph.order) - accounted
+        if missing:
+            return f"nodes in no layer and not eliminated: {sorted(missing)[:5]}"
+        return f"unknown nodes: {sorted(accounted - set(graph.order))[:5]}"
     if is_topological(graph, plan):
         return None
     try:

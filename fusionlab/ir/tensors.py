@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fusionlab.dtypes import itemsize
 
@@ -22,23 +23,24 @@ class Tensor:
     name: str
     shape: tuple[Dim, ...] | None
     dtype: str | None
-    numel: int | None = field(init=False, repr=False, compare=False)
-    """Number of elements, or None when a dimension is not a known number.
 
-    >>> Tensor("x", (2, 3), "float32").numel, Tensor("x", ("N", 3), "float32").numel
-    (6, None)
-    """
-    nbytes: int | None = field(init=False, repr=False, compare=False)
-    """Size in bytes, or None when the shape or dtype is unknown."""
+    @functools.cached_property
+    def numel(self) -> int | None:
+        """Number of elements, or None when a dimension is not a known number (computed
+        when first asked: a model has tens of thousands of tensors, a prediction reads few).
 
-    def __post_init__(self) -> None:
-        # computed once here: these are read for every node's cost
-        numel = None
+        >>> Tensor("x", (2, 3), "float32").numel, Tensor("x", ("N", 3), "float32").numel
+        (6, None)
+        """
         if self.shape is not None and all(isinstance(d, int) for d in self.shape):
-            numel = math.prod(self.shape)  # type: ignore[arg-type]
-        object.__setattr__(self, "numel", numel)
-        nbytes = None if numel is None or self.dtype is None else numel * itemsize(self.dtype)
-        object.__setattr__(self, "nbytes", nbytes)
+            return math.prod(self.shape)  # type: ignore[arg-type]
+        return None
+
+    @functools.cached_property
+    def nbytes(self) -> int | None:
+        """Size in bytes, or None when the shape or dtype is unknown."""
+        numel = self.numel
+        return None if numel is None or self.dtype is None else numel * itemsize(self.dtype)
 
 
 @dataclass(frozen=True)
