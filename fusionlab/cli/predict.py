@@ -140,8 +140,11 @@ def _run(args: argparse.Namespace) -> int:
     from fusionlab.api import load, predict
     from fusionlab.plan.serialize import plan_to_json
 
+    from fusionlab.cli import leave_for_exit
+
     g = load(args.model, batch=args.batch)
     prediction = predict(g, args.target, precision=args.precision, **device_options(args))
+    leave_for_exit(g, prediction)
     plan = prediction.plan
     if args.json:
         text = plan_to_json(plan)
