@@ -138,9 +138,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from fusionlab.api import load, predict
-    from fusionlab.plan.serialize import plan_to_json
-
     from fusionlab.cli import leave_for_exit
+    from fusionlab.plan.serialize import plan_to_json
 
     g = load(args.model, batch=args.batch)
     prediction = predict(g, args.target, precision=args.precision, **device_options(args))

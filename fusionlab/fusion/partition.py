@@ -48,7 +48,7 @@ def initial_plan(graph: Graph, *, target: str | None = None, precision: str = "f
     Each layer's ``inputs`` are its node's data inputs (no weights) and its ``outputs`` the
     tensors another node reads or that are graph outputs, as :meth:`Work.finish` computes them.
     """
-    weights, outs, readers = graph.weights, graph.output_names, graph.consumers
+    weights, outs, readers = graph.weight_names, graph.output_names, graph.consumers
     kinds: dict[str, Kind] = {}
     layers = []
     for n in graph.nodes():
@@ -102,7 +102,7 @@ class Work:
         """Tensor -> outputs of eliminated duplicates that alias it (their readers read it)."""
         self._shortcut: dict[str, str] = {}
         """Tensor -> a tensor further along its alias chain (a cache; chains only grow)."""
-        self._consts: set[str] = set(graph.weights)
+        self._consts: set[str] = set(graph.weight_names)
         if self.eliminated:
             for name in graph.order:
                 if name in self.eliminated:

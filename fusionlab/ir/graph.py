@@ -290,6 +290,11 @@ class Graph:
             raise FusionlabError(f"{self.name}: no node named {name!r}") from None
 
     @functools.cached_property
+    def weight_names(self) -> frozenset[str]:
+        """Names of the initializers, computed once (membership tests for every pass)."""
+        return frozenset(self.weights)
+
+    @functools.cached_property
     def op_of(self) -> dict[str, str]:
         """Node name -> op type (what passes ask most often), computed once."""
         return {name: node.op for name, node in self.node_map.items()}
@@ -488,7 +493,8 @@ tensors, axes); larger ones (weights) are described by shape and type only."""
 
 
 def _inferred_infos(
-    model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto], where: str, opset: int
+    model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto], where: str, opset: int,
+    shape_math: bool = True,
 ) -> tuple[list[onnx.ValueInfoProto], dict[str, np.ndarray]]:
     """Value infos of the graph's inputs, intermediates and outputs after ONNX shape
     inference, and the values of the shape arithmetic the static shapes determine.
@@ -498,7 +504,8 @@ def _inferred_infos(
     so the weights are neither serialized nor parsed again (for a 100 MB model most of
     the time shape inference took). Where the model computes shapes with nodes (``Shape``
     or ``Size`` present), one more pass evaluates that arithmetic and infers the shapes it
-    determines (:mod:`fusionlab.ir.shape_math`). The user's model is not touched.
+    determines (:mod:`fusionlab.ir.shape_math`; ``shape_math=False``: the caller knows there
+    is none). The user's model is not touched.
     """
     g = model.graph
     skeleton = onnx.ModelProto(ir_version=model.ir_version)
@@ -522,7 +529,7 @@ def _inferred_infos(
             for d in init.dims:
                 dims.add().dim_value = d
     sk.sparse_initializer.extend(g.sparse_initializer)
-    shape_math = any(n.op_type in ("Shape", "Size") for n in sk.node)
+    shape_math = shape_math and any(n.op_type in ("Shape", "Size") for n in sk.node)
     if shape_math:
         inferred = _infer(skeleton, where)
     else:
@@ -623,6 +630,8 @@ def _attr_value(value: Any) -> Any:
 
 
 _A = onnx.AttributeProto
+_INT, _INTS, _FLOAT, _FLOATS, _STRING, _GRAPH, _GRAPHS = (
+    int(k) for k in (_A.INT, _A.INTS, _A.FLOAT, _A.FLOATS, _A.STRING, _A.GRAPH, _A.GRAPHS))
 
 
 _SCHEMA_TYPES: dict[tuple[str, str, int], Mapping[str, int] | None] = {}
@@ -652,33 +661,38 @@ def _attrs(node: onnx.NodeProto, opset: int = 0, where: str = "model") -> dict[s
     attribute of a standard op whose type is not the one ONNX's schema declares (a text
     ``group`` on a Conv) is a FusionlabError naming the model: every pass may then read an
     attribute as its schema says."""
+    attributes = node.attribute
+    if not attributes:
+        return {}
     out: dict[str, Any] = {}
-    types = _schema_types(node.op_type, node.domain, opset) if node.domain in ("", "ai.onnx") else None
-    for a in node.attribute:
-        kind = a.type
-        want = types.get(a.name) if types else None
-        if want is not None and want != kind:
-            name = _A.AttributeType.Name
-            raise FusionlabError(
-                f"{where}: node {node.name or node.op_type!r} ({node.op_type}): attribute {a.name!r} is "
-                f"{name(kind) if kind in _A.AttributeType.values() else kind}, where ONNX's "
-                f"{node.op_type} takes {name(want)}"
-            )
+    domain = node.domain
+    types = _schema_types(node.op_type, domain, opset) if domain in ("", "ai.onnx") else None
+    for a in attributes:
+        kind, key = a.type, a.name
+        if types:
+            want = types.get(key)
+            if want is not None and want != kind:
+                name = _A.AttributeType.Name
+                raise FusionlabError(
+                    f"{where}: node {node.name or node.op_type!r} ({node.op_type}): attribute {key!r} is "
+                    f"{name(kind) if kind in _A.AttributeType.values() else kind}, where ONNX's "
+                    f"{node.op_type} takes {name(want)}"
+                )
         # the common kinds read directly (this runs for every attribute of every node)
-        if kind == _A.INT:
-            out[a.name] = a.i
-        elif kind == _A.INTS:
-            out[a.name] = tuple(a.ints)
-        elif kind == _A.FLOAT:
-            out[a.name] = a.f
-        elif kind == _A.FLOATS:
-            out[a.name] = tuple(a.floats)
-        elif kind == _A.STRING:
-            out[a.name] = a.s.decode("utf-8", "replace")
-        elif kind in (_A.GRAPH, _A.GRAPHS):
-            out[a.name] = SUBGRAPH
+        if kind == _INT:
+            out[key] = a.i
+        elif kind == _INTS:
+            out[key] = tuple(a.ints)
+        elif kind == _FLOAT:
+            out[key] = a.f
+        elif kind == _FLOATS:
+            out[key] = tuple(a.floats)
+        elif kind == _STRING:
+            out[key] = a.s.decode("utf-8", "replace")
+        elif kind in (_GRAPH, _GRAPHS):
+            out[key] = SUBGRAPH
         else:
-            out[a.name] = _attr_value(onnx.helper.get_attribute_value(a))
+            out[key] = _attr_value(onnx.helper.get_attribute_value(a))
     return out
 
 
@@ -704,19 +718,20 @@ Edges = dict[tuple[str, str], list[str]]
 
 
 def _topological_order(
-    names: list[str], nodes: list[onnx.NodeProto], g: onnx.GraphProto, where: str,
+    names: list[str], io: list[tuple[tuple[str, ...], tuple[str, ...]]], g: onnx.GraphProto, where: str,
     implicit: list[tuple[str, ...]],
 ) -> tuple[tuple[str, ...], dict[str, str], Edges]:
     """Check the structure; return the order, the producers and the node-to-node edges
-    with their tensors (``implicit``: each node's implicit inputs).
+    with their tensors (``io``: each node's inputs and outputs; ``implicit``: its implicit
+    inputs).
 
     Raises FusionlabError for a tensor written twice, a dangling input or output, or a
     cycle. The order is the file's where the file is sorted, else the topological order
     closest to it.
     """
     producer: dict[str, str] = {}
-    for nm, n in zip(names, nodes, strict=True):
-        for out in n.output:
+    for nm, (_, outs) in zip(names, io, strict=True):
+        for out in outs:
             if not out:
                 continue
             if out in producer:
@@ -727,8 +742,8 @@ def _topological_order(
     available = set(producer) | {i.name for i in g.initializer} | {vi.name for vi in g.input}
     available |= {s.values.name for s in g.sparse_initializer}
     edges: Edges = {}
-    for nm, n, imp in zip(names, nodes, implicit, strict=True):
-        for t in (*n.input, *imp):
+    for nm, (ins, _), imp in zip(names, io, implicit, strict=True):
+        for t in (*ins, *imp):
             if not t:
                 continue
             if t not in available:
@@ -791,19 +806,23 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     file_nodes = list(model.graph.node)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     names = _unique_names(file_nodes)
+    op_types = [n.op_type for n in file_nodes]
     attrs = [_attrs(n, opset, where) for n in file_nodes]
     no_reads: tuple[str, ...] = ()
     implicit = [_implicit_inputs(n) if SUBGRAPH in a.values() else no_reads
                 for n, a in zip(file_nodes, attrs, strict=True)]
-    order, producer, edges = _topological_order(names, file_nodes, model.graph, where, implicit)
+    io = [(tuple(n.input), tuple(n.output)) for n in file_nodes]  # protobuf fields, read once
+    order, producer, edges = _topological_order(names, io, model.graph, where, implicit)
+    shape_math = "Shape" in op_types or "Size" in op_types
 
     if order != tuple(names):
         # ONNX shape inference walks the node list once, in order: give it sorted nodes;
         # Node.index still points into the file's order.
         position = {nm: i for i, nm in enumerate(names)}
-        infos, values = _inferred_infos(model, (file_nodes[position[nm]] for nm in order), where, opset)
+        infos, values = _inferred_infos(model, (file_nodes[position[nm]] for nm in order), where, opset,
+                                        shape_math)
     else:
-        infos, values = _inferred_infos(model, file_nodes, where, opset)
+        infos, values = _inferred_infos(model, file_nodes, where, opset, shape_math)
     g = model.graph
     nodes = file_nodes
 
@@ -811,15 +830,15 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     # 100,000-node model ~500 MB): none is left referenced while the IR is built (the peak)
     tensors: dict[str, Tensor] = {vi.name: _tensor_of(vi) for vi in infos}
     del infos
-    weights = _Initializers({init.name: init for init in g.initializer})
-    io = [(tuple(n.input), tuple(n.output)) for n in nodes]  # protobuf fields, read once
+    initializers = {init.name: init for init in g.initializer}
+    weights = _Initializers(initializers)
     for ins, outs in io:
         for t in (*ins, *outs):
-            if t and t not in tensors and t not in weights:
+            if t and t not in tensors and t not in initializers:
                 tensors[t] = Tensor(t, None, None)
 
     frozen_tensors = _Tensors(tensors, weights)
-    graph_inputs = tuple(tensors[vi.name] for vi in g.input if vi.name not in weights)
+    graph_inputs = tuple(tensors[vi.name] for vi in g.input if vi.name not in initializers)
     graph_outputs = tuple(frozen_tensors[vi.name] for vi in g.output)
 
     node_map: dict[str, Node] = {}
@@ -827,12 +846,12 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
         ins, outs = io[index]
         node_map[nm] = Node(
             name=nm,
-            op=n.op_type,
+            op=op_types[index],
             index=index,
             attrs=_FrozenDict(attrs[index]),
             inputs=ins,
             outputs=outs,
-            weights=tuple(t for t in ins if t in weights),
+            weights=tuple(t for t in ins if t in initializers),
             domain=n.domain,
             implicit_inputs=implicit[index],
             folded=bool(values) and bool(outs) and all(o in values for o in outs if o),
