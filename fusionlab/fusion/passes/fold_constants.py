@@ -46,12 +46,12 @@ def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
     for name, node, _ in alone(work):
         if node.opaque:
             continue
-        data = [t for t in node.inputs if t and not work.is_const(t)]
-        constant = (
-            node.op == "Constant"
-            or not data
-            or (node.op == "Shape" and all(_static_shape(graph, t) for t in data))
-        )
+        op = node.op
+        if op == "Shape":
+            data = [t for t in node.inputs if t and not work.is_const(t)]
+            constant = not data or all(_static_shape(graph, t) for t in data)
+        else:  # the first data input settles it (most nodes' first input is data)
+            constant = op == "Constant" or all(work.is_const(t) for t in node.inputs if t)
         if not constant:
             continue
         if any(work.is_graph_output(t) for t in node.outputs if t):

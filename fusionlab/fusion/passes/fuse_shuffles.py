@@ -102,6 +102,8 @@ def _of_layer(graph: Graph, nodes: Sequence[str]) -> Shuffle | None:
 
 
 def run(graph: Graph, plan: Plan, ctx: Context) -> Plan:
+    if len(graph.names_with_ops(SHUFFLE_OPS)) < 2:
+        return plan  # a pair of shuffle layers needs two shuffle nodes
     work = Work(graph, plan)
     reject = ctx.rejector(RULE)
 
