@@ -520,14 +520,7 @@ def _inferred_infos(
         if math.prod(init.dims) <= SMALL_INITIALIZER and init.data_location != onnx.TensorProto.EXTERNAL:
             sk.initializer.append(init)
         elif init.name not in declared:
-            vi = sk.input.add()  # what onnx.helper.make_tensor_value_info builds, less its checks
-            vi.name = init.name
-            tt = vi.type.tensor_type
-            tt.elem_type = init.data_type
-            tt.shape.SetInParent()  # a scalar has a shape of no dimensions, not an unknown one
-            dims = tt.shape.dim
-            for d in init.dims:
-                dims.add().dim_value = d
+            _add_typed_input(sk, init)
     sk.sparse_initializer.extend(g.sparse_initializer)
     shape_math = shape_math and any(n.op_type in ("Shape", "Size") for n in sk.node)
     if shape_math:
@@ -545,6 +538,20 @@ def _inferred_infos(
     types = {vi.name: vi.type for vi in (*sk.input, *infos)}
     types, values = propagate(sk, types, opset=opset)
     return [onnx.helper.make_value_info(name, t) for name, t in types.items()], values
+
+
+def _add_typed_input(graph: onnx.GraphProto, init: onnx.TensorProto) -> None:
+    """Declare ``init`` as a typed input of ``graph``: what ``onnx.helper.make_tensor_value_info``
+    builds, less its checks. (A function of its own: a reference to a sub-message left in a
+    local would keep the whole skeleton's arena alive through shape inference.)"""
+    vi = graph.input.add()
+    vi.name = init.name
+    tt = vi.type.tensor_type
+    tt.elem_type = init.data_type
+    tt.shape.SetInParent()  # a scalar has a shape of no dimensions, not an unknown one
+    dims = tt.shape.dim
+    for d in init.dims:
+        dims.add().dim_value = d
 
 
 def _infer(skeleton: onnx.ModelProto | bytes, where: str) -> onnx.GraphProto:
@@ -592,6 +599,23 @@ def _outer_reads(graph: onnx.GraphProto) -> set[str]:
         for sub in _subgraphs(n):
             reads |= _outer_reads(sub)
     return reads - defined
+
+
+_GRAPH_ATTRS: dict[tuple[str, int], bool] = {}
+
+
+def _may_have_subgraphs(op: str, domain: str, opset: int, node: onnx.NodeProto) -> bool:
+    """Whether ``node`` can hold subgraphs: a standard op whose schema declares a graph
+    attribute (If, Loop, Scan ...; :func:`_attrs` refuses one on any other standard op), or
+    any node of another domain that has one."""
+    if domain not in ("", "ai.onnx"):
+        return bool(_subgraphs(node))
+    key = (op, opset)
+    found = _GRAPH_ATTRS.get(key)
+    if found is None:
+        types = _schema_types(op, "", opset)
+        found = _GRAPH_ATTRS[key] = types is None or any(t in (_GRAPH, _GRAPHS) for t in types.values())
+    return found and bool(_subgraphs(node))
 
 
 def _implicit_inputs(node: onnx.NodeProto) -> tuple[str, ...]:
@@ -718,20 +742,19 @@ Edges = dict[tuple[str, str], list[str]]
 
 
 def _topological_order(
-    names: list[str], io: list[tuple[tuple[str, ...], tuple[str, ...]]], g: onnx.GraphProto, where: str,
+    names: list[str], nodes: list[onnx.NodeProto], g: onnx.GraphProto, where: str,
     implicit: list[tuple[str, ...]],
 ) -> tuple[tuple[str, ...], dict[str, str], Edges]:
     """Check the structure; return the order, the producers and the node-to-node edges
-    with their tensors (``io``: each node's inputs and outputs; ``implicit``: its implicit
-    inputs).
+    with their tensors (``implicit``: each node's implicit inputs).
 
     Raises FusionlabError for a tensor written twice, a dangling input or output, or a
     cycle. The order is the file's where the file is sorted, else the topological order
     closest to it.
     """
     producer: dict[str, str] = {}
-    for nm, (_, outs) in zip(names, io, strict=True):
-        for out in outs:
+    for nm, n in zip(names, nodes, strict=True):
+        for out in n.output:
             if not out:
                 continue
             if out in producer:
@@ -742,8 +765,8 @@ def _topological_order(
     available = set(producer) | {i.name for i in g.initializer} | {vi.name for vi in g.input}
     available |= {s.values.name for s in g.sparse_initializer}
     edges: Edges = {}
-    for nm, (ins, _), imp in zip(names, io, implicit, strict=True):
-        for t in (*ins, *imp):
+    for nm, n, imp in zip(names, nodes, implicit, strict=True):
+        for t in (*n.input, *imp):
             if not t:
                 continue
             if t not in available:
@@ -806,14 +829,17 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     file_nodes = list(model.graph.node)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     names = _unique_names(file_nodes)
-    op_types = [n.op_type for n in file_nodes]
-    attrs = [_attrs(n, opset, where) for n in file_nodes]
+    # Only what the structure check needs is read before shape inference, the moment of
+    # peak memory: each node's attributes and tensor names are read after it (at 100,000
+    # nodes they are ~100 MB of Python objects).
     no_reads: tuple[str, ...] = ()
-    implicit = [_implicit_inputs(n) if SUBGRAPH in a.values() else no_reads
-                for n, a in zip(file_nodes, attrs, strict=True)]
-    io = [(tuple(n.input), tuple(n.output)) for n in file_nodes]  # protobuf fields, read once
-    order, producer, edges = _topological_order(names, io, model.graph, where, implicit)
-    shape_math = "Shape" in op_types or "Size" in op_types
+    implicit: list[tuple[str, ...]] = []
+    shape_math = False
+    for n in file_nodes:
+        op = n.op_type
+        shape_math = shape_math or op in ("Shape", "Size")
+        implicit.append(_implicit_inputs(n) if _may_have_subgraphs(op, n.domain, opset, n) else no_reads)
+    order, producer, edges = _topological_order(names, file_nodes, model.graph, where, implicit)
 
     if order != tuple(names):
         # ONNX shape inference walks the node list once, in order: give it sorted nodes;
@@ -832,6 +858,7 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     del infos
     initializers = {init.name: init for init in g.initializer}
     weights = _Initializers(initializers)
+    io = [(tuple(n.input), tuple(n.output)) for n in nodes]  # protobuf fields, read once
     for ins, outs in io:
         for t in (*ins, *outs):
             if t and t not in tensors and t not in initializers:
@@ -844,11 +871,17 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     node_map: dict[str, Node] = {}
     for index, (nm, n) in enumerate(zip(names, nodes, strict=True)):
         ins, outs = io[index]
+        attrs = _attrs(n, opset, where)
+        if not implicit[index] and SUBGRAPH in attrs.values() and not _may_have_subgraphs(
+                n.op_type, n.domain, opset, n):
+            raise FusionlabError(
+                f"{where}: node {nm!r} ({n.op_type}) has a graph attribute, which ONNX's {n.op_type} "
+                "does not take")
         node_map[nm] = Node(
             name=nm,
-            op=op_types[index],
+            op=n.op_type,
             index=index,
-            attrs=_FrozenDict(attrs[index]),
+            attrs=_FrozenDict(attrs),
             inputs=ins,
             outputs=outs,
             weights=tuple(t for t in ins if t in initializers),
@@ -857,7 +890,6 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
             folded=bool(values) and bool(outs) and all(o in values for o in outs if o),
             tensors=frozen_tensors,
         )
-    del attrs
     position = {nm: i for i, nm in enumerate(order)}
     consumers: dict[str, set[str]] = {}
     for nm, (ins, _), imp in zip(names, io, implicit, strict=True):

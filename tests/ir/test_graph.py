@@ -409,3 +409,26 @@ def test_an_attribute_of_the_wrong_type_is_a_user_error_naming_the_model(tmp_pat
     model = helper.make_model(helper.make_graph([custom], "g", [x], [y], [w]),
                               opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.domain", 1)])
     assert load(model).node("conv").attrs["group"] == "odd"  # not ONNX's op: not checked
+
+
+def test_a_graph_attribute_on_an_op_that_takes_none_is_a_user_error(tmp_path: Path) -> None:
+    """Subgraphs (and the outer tensors they read) are looked for only where ONNX's schema
+    declares a graph attribute (If, Loop, Scan ...) or in other domains' ops: a graph hung
+    on a Relu is refused by name, not silently read without its outer inputs."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    body = helper.make_graph([helper.make_node("Identity", ["x"], ["b"])], "body", [],
+                             [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2, 3])])
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    relu.attribute.append(helper.make_attribute("body", body))
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(helper.make_graph([relu], "g", [x], [y]),
+                                opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(FusionlabError, match=r"m\.onnx: node 'relu' \(Relu\) has a graph attribute, "
+                                             r"which ONNX's Relu does not take"):
+        load(path)
+    custom = helper.make_node("Relu", ["x"], ["y"], name="relu", domain="my.domain")
+    custom.attribute.append(helper.make_attribute("body", body))
+    model = helper.make_model(helper.make_graph([custom], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.domain", 1)])
+    assert load(model).node("relu").implicit_inputs == ()  # its body reads x, an input of the node
