@@ -589,11 +589,14 @@ def _topological(graph: Graph, plan: Plan) -> list[int]:
     position = graph.position
     layers = plan.layers
     succ = layer_edges(graph, plan)
-    keys: dict[int, float] = {}
+    count = len(layers)
+    keys = [0.0] * count
+    known = [True] * count
     inserted: list[int] = []
     for i, layer in enumerate(layers):
         if not layer.nodes:
             inserted.append(i)
+            known[i] = False
             continue
         nodes = layer.owned or layer.nodes
         keys[i] = float(position[nodes[0]] if len(nodes) == 1 else min(map(position.__getitem__, nodes)))
@@ -604,17 +607,21 @@ def _topological(graph: Graph, plan: Plan) -> list[int]:
             for b in bs & targets:
                 preds.setdefault(b, []).append(a)
         for i in inserted:
-            before = [keys[p] for p in preds.get(i, ()) if p in keys]
+            before = [keys[p] for p in preds.get(i, ()) if known[p]]
             keys[i] = (max(before) if before else -1.0) + 0.5
+            known[i] = True
+
     def key(i: int) -> tuple[float, str, tuple[str, ...]]:
         return keys[i], layers[i].name, layers[i].outputs
 
     # Kahn's sort taking the smallest key first gives the layers sorted by key whenever
-    # that order is topological: a pass that merges neighbours mostly keeps it so
-    by_key = sorted(range(len(layers)), key=key)
-    rank = [0] * len(layers)
+    # that order is topological: a pass that merges neighbours mostly keeps it so. Keys
+    # all different (the usual case: a node belongs to one layer) compare as numbers.
+    distinct = len(set(keys)) == count
+    by_key = sorted(range(count), key=keys.__getitem__ if distinct else key)
+    rank = [0] * count
     for r, i in enumerate(by_key):
         rank[i] = r
     if all(rank[a] < rank[b] for a, bs in succ.items() for b in bs):
         return by_key
-    return _ordered(succ, len(layers), key)
+    return _ordered(succ, count, key)

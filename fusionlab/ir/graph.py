@@ -305,10 +305,24 @@ class Graph:
         key = ops if isinstance(ops, frozenset) else frozenset(ops)
         found = self._names_with_ops.get(key)
         if found is None:
-            op_of = self.op_of
-            found = tuple(n for n in self.order if op_of[n] in key)
+            by_op = self._names_by_op
+            lists = [by_op[op] for op in key if op in by_op]
+            if len(lists) == 1:
+                found = tuple(lists[0])
+            else:
+                position = self.position
+                found = tuple(sorted((n for names in lists for n in names), key=position.__getitem__))
             self._names_with_ops[key] = found
         return found
+
+    @functools.cached_property
+    def _names_by_op(self) -> dict[str, list[str]]:
+        """Op type -> the names of its nodes, in topological order (one walk of the graph)."""
+        op_of = self.op_of
+        by_op: dict[str, list[str]] = {}
+        for n in self.order:
+            by_op.setdefault(op_of[n], []).append(n)
+        return by_op
 
     @functools.cached_property
     def _names_with_ops(self) -> dict[frozenset[str], tuple[str, ...]]:
@@ -743,7 +757,7 @@ Edges = dict[tuple[str, str], list[str]]
 
 def _topological_order(
     names: list[str], nodes: list[onnx.NodeProto], g: onnx.GraphProto, where: str,
-    implicit: list[tuple[str, ...]],
+    implicit: list[tuple[str, ...]], initializers: Collection[str],
 ) -> tuple[tuple[str, ...], dict[str, str], Edges]:
     """Check the structure; return the order, the producers and the node-to-node edges
     with their tensors (``implicit``: each node's implicit inputs).
@@ -762,7 +776,7 @@ def _topological_order(
                     f"{where}: tensor {out!r} is written by both {producer[out]!r} and {nm!r}"
                 )
             producer[out] = nm
-    available = set(producer) | {i.name for i in g.initializer} | {vi.name for vi in g.input}
+    available = set(producer) | set(initializers) | {vi.name for vi in g.input}
     available |= {s.values.name for s in g.sparse_initializer}
     edges: Edges = {}
     for nm, n, imp in zip(names, nodes, implicit, strict=True):
@@ -839,7 +853,9 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
         op = n.op_type
         shape_math = shape_math or op in ("Shape", "Size")
         implicit.append(_implicit_inputs(n) if _may_have_subgraphs(op, n.domain, opset, n) else no_reads)
-    order, producer, edges = _topological_order(names, file_nodes, model.graph, where, implicit)
+    initializers = {init.name: init for init in model.graph.initializer}
+    order, producer, edges = _topological_order(names, file_nodes, model.graph, where, implicit,
+                                                initializers)
 
     if order != tuple(names):
         # ONNX shape inference walks the node list once, in order: give it sorted nodes;
@@ -856,7 +872,6 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
     # 100,000-node model ~500 MB): none is left referenced while the IR is built (the peak)
     tensors: dict[str, Tensor] = {vi.name: _tensor_of(vi) for vi in infos}
     del infos
-    initializers = {init.name: init for init in g.initializer}
     weights = _Initializers(initializers)
     io = [(tuple(n.input), tuple(n.output)) for n in nodes]  # protobuf fields, read once
     for ins, outs in io:
