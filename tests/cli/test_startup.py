@@ -64,6 +64,19 @@ def test_predict_does_import_onnx(tmp_path: Path) -> None:
     model = zoo.export("inception3a", tmp_path / "m.onnx")
     loaded = _heavy_imports(["predict", str(model)])
     assert "onnx" in loaded[f"predict {model}"]
+    # a prediction builds no networkx graph (Graph.nx is made when drawing or diffing)
+    assert not any(m.startswith("networkx") for m in loaded[f"predict {model}"])
+
+
+def test_main_as_a_library_keeps_nothing_for_the_exit(tmp_path: Path, capsys: object) -> None:
+    """Only the console script hands the command's graph to the process's end
+    (:func:`fusionlab.cli.leave_for_exit`); ``main`` called by a program frees it as usual."""
+    import fusionlab.cli as cli
+    from fusionlab import zoo
+
+    model = zoo.export("inception3a", tmp_path / "m.onnx")
+    assert cli.main(["predict", str(model)]) == 0
+    assert cli._LEFT_FOR_EXIT == []
 
 
 def test_the_script_ends_with_its_output_whole(tmp_path: Path) -> None:
