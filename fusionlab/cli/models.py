@@ -53,7 +53,22 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+OTHER_FORMATS = {".json": "JSON", ".toml": "TOML", ".txt": "text", ".log": "text", ".svg": "SVG",
+                 ".png": "PNG", ".pdf": "PDF", ".dot": "Graphviz dot"}
+"""File suffixes of formats other than ONNX that fusionlab reads or writes: an ONNX model
+written under one of them is a mistake the user would only find later (campaign seed 23:
+``-o out.json`` wrote protobuf into a file every JSON reader then refused)."""
+
+
 def run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    suffix = Path(args.output).suffix.lower()
+    if suffix in OTHER_FORMATS:
+        raise FusionlabError(
+            f"{args.output}: models export writes an ONNX model, not {OTHER_FORMATS[suffix]}: "
+            "give a file name ending in .onnx"
+        )
     path = zoo.export(args.name, args.output, batch=args.batch)
     print(f"wrote {path} ({args.name}, batch {args.batch if args.batch else 'symbolic'})")
     return 0

@@ -50,6 +50,18 @@ def test_export_writes_the_committed_model(
     assert target.read_bytes() == (ROOT / "models" / "inception3a.onnx").read_bytes()
 
 
+@pytest.mark.parametrize("name", ["out.json", "OUT.SVG", "model.toml"])
+def test_export_refuses_a_name_of_another_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Campaign seed 23: ``-o out.json`` wrote an ONNX model into a file named as JSON."""
+    target = tmp_path / name
+    code, out, err = run(capsys, "models", "export", "inception-chain-1", "-o", str(target))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and str(target) in err and "ending in .onnx" in err
+    assert not target.exists()
+
+
 def test_export_with_a_batch_and_a_chain(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
