@@ -7,13 +7,16 @@ nodes does not change which nodes share a layer.
 
 from __future__ import annotations
 
+import os
 import random
 
 import networkx as nx
 import onnx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fusionlab.fusion.partition import CycleError
 from fusionlab.fusion.predictor import check_plan, predict, run_passes
 from fusionlab.fusion.targets import TARGETS
 from fusionlab.ir.graph import load
@@ -82,7 +85,11 @@ def _reordered(model: onnx.ModelProto, seed: int) -> onnx.ModelProto:
     return m
 
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+RANDOM = os.environ.get("FUSIONLAB_FUZZ_RANDOM") == "1"
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                    database=None, derandomize=not RANDOM)
+"""The same 100 nets on every run, as the fuzz tests (tests/test_fuzz.py): a CI run is
+reproducible; FUSIONLAB_FUZZ_RANDOM=1 draws new ones (which found the rtx cycle below)."""
 
 
 @SETTINGS
@@ -130,3 +137,23 @@ def test_every_stage_keeps_layer_tensors_exact(net: Net, target: str, precision:
                 continue
             assert layer.inputs == tuple(fresh.external_inputs(i)), (stage.name, layer.name)
             assert layer.outputs == tuple(fresh.external_outputs(i)), (stage.name, layer.name)
+
+
+@pytest.mark.xfail(strict=True, raises=CycleError, reason=(
+    "known bug, found by these properties drawn at random (2026-12-02): rtx_pointwise grows the "
+    "kgen region relu2 + relu5 + add9 + add11 although add9 reads the Concat layer concat3 + concat4, "
+    "which reads relu2: the fused graph has a cycle. Not yet checked against a TensorRT-RTX build"))
+def test_rtx_pointwise_region_around_a_concat_layer() -> None:
+    n = Net(channels=4, size=4, seed=0)
+    n.op("Mul", "mul0", "x", "x")
+    n.conv("conv1", "mul0", 4)
+    n.relu("relu2", "conv1")
+    n.concat("concat3", "x", "mul0")
+    n.concat("concat4", "concat3", "mul0", "relu2", "conv1")
+    n.relu("relu5", "relu2")
+    n.op("Add", "add9", "concat3", "relu2")
+    n.op("Add", "add11", "conv1", "add9")
+    n.maxpool("pool14", "add11")
+    for t in ("concat4", "relu5", "pool14"):
+        n.output(t)
+    predict(n.graph(), "rtx")

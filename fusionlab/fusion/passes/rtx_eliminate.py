@@ -83,7 +83,7 @@ def decide(s: rtx_kit.RtxState) -> None:
                 key = (n.op, tuple(s.res(i) for i in n.inputs), repr(sorted(n.attrs.items())))
             if key in seen and seen[key] != n.name:
                 first = s.by_name[seen[key]]
-                s.alias[first.outputs[0]] = n.outputs[0]  # the later node survives
+                s.add_alias(first.outputs[0], n.outputs[0])  # the later node survives
                 s.dead[first.name] = f"the same computation as {n.name!r}, which TensorRT-RTX keeps"
                 s.reject(RULE.name, 2, [first.name, n.name], "merged: the later node stays")
                 merged = True
