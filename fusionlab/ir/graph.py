@@ -694,11 +694,23 @@ SUBGRAPH = "<subgraph>"
 """The value :func:`_attrs` gives a graph-valued attribute (the body of an If, Loop, Scan)."""
 
 
+_IGNORED: set[tuple[str, str, str]] = set()
+
+
+def _ignored(where: str, op: str, key: str, opset: int) -> None:
+    """Log, once per model, op and name, an attribute ONNX's schema does not declare."""
+    if (where, op, key) not in _IGNORED:
+        _IGNORED.add((where, op, key))
+        log.warning("%s: attribute %r of %s is not one ONNX's %s takes at opset %d: ignored",
+                    where, key, op, op, opset)
+
+
 def _attrs(node: onnx.NodeProto, opset: int = 0, where: str = "model") -> dict[str, Any]:
     """A node's attributes as Python values (a graph-valued one is :data:`SUBGRAPH`). An
     attribute of a standard op whose type is not the one ONNX's schema declares (a text
     ``group`` on a Conv) is a FusionlabError naming the model: every pass may then read an
-    attribute as its schema says."""
+    attribute as its schema says. One the schema does not declare at the model's opset (a
+    ``max`` on an opset-13 Clip, campaign seed 24) is left out, with a warning."""
     attributes = node.attribute
     if not attributes:
         return {}
@@ -707,9 +719,13 @@ def _attrs(node: onnx.NodeProto, opset: int = 0, where: str = "model") -> dict[s
     types = _schema_types(node.op_type, domain, opset) if domain in ("", "ai.onnx") else None
     for a in attributes:
         kind, key = a.type, a.name
-        if types:
+        if types is not None:
             want = types.get(key)
-            if want is not None and want != kind:
+            if want is None:
+                if opset > 0:  # not an attribute of this op at this opset: TensorRT's parser
+                    _ignored(where, node.op_type, key, opset)  # never reads it, nor does a pass
+                    continue
+            elif want != kind:
                 name = _A.AttributeType.Name
                 raise FusionlabError(
                     f"{where}: node {node.name or node.op_type!r} ({node.op_type}): attribute {key!r} is "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -411,24 +412,34 @@ def test_an_attribute_of_the_wrong_type_is_a_user_error_naming_the_model(tmp_pat
     assert load(model).node("conv").attrs["group"] == "odd"  # not ONNX's op: not checked
 
 
-def test_a_graph_attribute_on_an_op_that_takes_none_is_a_user_error(tmp_path: Path) -> None:
-    """Subgraphs (and the outer tensors they read) are looked for only where ONNX's schema
-    declares a graph attribute (If, Loop, Scan ...) or in other domains' ops: a graph hung
-    on a Relu is refused by name, not silently read without its outer inputs."""
+def test_an_attribute_the_op_does_not_take_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Campaign seed 24: a text ``max`` on an opset-13 Clip (whose bounds are inputs since
+    opset 11) reached the rtx target's ``float(...)``. An attribute ONNX's schema does not
+    declare at the model's opset is left out, with one warning, as TensorRT's parser never
+    reads it; a graph hung on a Relu likewise (no subgraph, no implicit inputs)."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    body = helper.make_graph([helper.make_node("Identity", ["x"], ["b"])], "body", [],
+    lo = numpy_helper.from_array(np.array(0.0, np.float32), "lo")
+    clip = helper.make_node("Clip", ["x", "lo"], ["c"], name="clip", max="\xff")
+    body = helper.make_graph([helper.make_node("Identity", ["c"], ["b"])], "body", [],
                              [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2, 3])])
-    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    relu = helper.make_node("Relu", ["c"], ["y"], name="relu")
     relu.attribute.append(helper.make_attribute("body", body))
     path = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(helper.make_graph([relu], "g", [x], [y]),
-                                opset_imports=[helper.make_opsetid("", 17)]), path)
-    with pytest.raises(FusionlabError, match=r"m\.onnx: node 'relu' \(Relu\) has a graph attribute, "
-                                             r"which ONNX's Relu does not take"):
-        load(path)
+    onnx.save(helper.make_model(helper.make_graph([clip, relu], "g", [x], [y], [lo]),
+                                opset_imports=[helper.make_opsetid("", 13)]), path)
+    with caplog.at_level(logging.WARNING):
+        g = load(path)
+    assert dict(g.node("clip").attrs) == {} and dict(g.node("relu").attrs) == {}
+    assert g.node("relu").implicit_inputs == ()
+    assert sum("'max' of Clip is not one ONNX's Clip takes at opset 13: ignored" in r.message
+               for r in caplog.records) == 1
+    from fusionlab.fusion.predictor import predict
+
+    assert predict(g, "rtx").plan.layers  # the rtx target reads Clip's bounds from its inputs
     custom = helper.make_node("Relu", ["x"], ["y"], name="relu", domain="my.domain")
     custom.attribute.append(helper.make_attribute("body", body))
-    model = helper.make_model(helper.make_graph([custom], "g", [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.domain", 1)])
-    assert load(model).node("relu").implicit_inputs == ()  # its body reads x, an input of the node
+    model = helper.make_model(helper.make_graph([clip, custom], "g", [x], [y], [lo]),
+                              opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("my.domain", 1)])
+    node = load(model).node("relu")  # another domain's op: its graph is kept, with what it reads
+    assert node.attrs["body"] == "<subgraph>" and node.implicit_inputs == ("c",)
