@@ -65,6 +65,10 @@ _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
+READ_ONLY = "fusionlab graphs are read-only"
+"""What every write to a graph's tables says (TypeError)."""
+
+
 class _FrozenDict(dict[_K, _V]):
     """A dict that refuses writes (``TypeError``); copies (``dict(d)``, ``d.copy()``) are plain.
 
@@ -76,7 +80,7 @@ class _FrozenDict(dict[_K, _V]):
     """
 
     def _refuse(self) -> NoReturn:
-        raise TypeError("fusionlab graphs are read-only")
+        raise TypeError(READ_ONLY)
 
     def __setitem__(self, *args: Any, **kwargs: Any) -> NoReturn:
         self._refuse()
@@ -110,7 +114,7 @@ class _ReadOnlyMapping(Mapping[_K, _V]):
     """A read-only mapping whose values are made when first looked up (writes: TypeError)."""
 
     def __setitem__(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError("fusionlab graphs are read-only")
+        raise TypeError(READ_ONLY)
 
     __delitem__ = pop = popitem = setdefault = update = clear = __setitem__
 
@@ -895,9 +899,9 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
             if t and t not in tensors and t not in initializers:
                 tensors[t] = Tensor(t, None, None)
 
-    frozen_tensors = _Tensors(tensors, weights)
+    all_tensors = _Tensors(tensors, weights)
     graph_inputs = tuple(tensors[vi.name] for vi in g.input if vi.name not in initializers)
-    graph_outputs = tuple(frozen_tensors[vi.name] for vi in g.output)
+    graph_outputs = tuple(all_tensors[vi.name] for vi in g.output)
 
     node_map: dict[str, Node] = {}
     for index, (nm, n) in enumerate(zip(names, nodes, strict=True)):
@@ -919,7 +923,7 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
             domain=n.domain,
             implicit_inputs=implicit[index],
             folded=bool(values) and bool(outs) and all(o in values for o in outs if o),
-            tensors=frozen_tensors,
+            tensors=all_tensors,
         )
     position = {nm: i for i, nm in enumerate(order)}
     consumers: dict[str, set[str]] = {}
@@ -938,7 +942,7 @@ def _load(source: str | os.PathLike[str] | onnx.ModelProto, batch: int | None, n
         node_map=_FrozenDict(node_map),
         edge_tensors=_FrozenDict({pair: tuple(ts) for pair, ts in edges.items()}),
         order=order,
-        tensors=frozen_tensors,
+        tensors=all_tensors,
         weights=weights,
         inputs=graph_inputs,
         outputs=graph_outputs,
