@@ -303,6 +303,24 @@ def qdq_int8_chain() -> onnx.ModelProto:
     return n.model()
 
 
+def concat_kgen_cycle() -> onnx.ModelProto:
+    #   x -> mul0 -> conv1 -> relu2 -> relu5 (out)         concat3 = cat(x, mul0) feeds concat4 and
+    #                  └-----> add11 <- add9 <- concat3      add9; concat4 = cat(concat3, mul0, relu2,
+    #   pool14(add11) (out), concat4 (out)                   conv1): the output concat's kernel and
+    #   the pointwise region would wait for each other: one kgen (rtx_kit R15b; the property tests
+    #   found the net, a CycleError before)
+    n = CNN((1, 4, 4, 4))
+    mul0 = n.node("Mul", ["x", "x"], "mul0", n.shapes["x"])
+    conv1 = n.conv(mul0, 8, name="conv1")
+    relu2 = n.unary("Relu", conv1, "relu2")
+    concat3 = n.concat(["x", mul0], "concat3")
+    n.concat([concat3, mul0, relu2, conv1], "concat4")
+    n.unary("Relu", relu2, "relu5")
+    add11 = n.add(conv1, n.add(concat3, relu2, "add9"), "add11")
+    n.pool("MaxPool", add11, 3, 1, 1, "pool14")
+    return n.output("concat4", "relu5", "pool14").model()
+
+
 Case = tuple[Callable[[], onnx.ModelProto], list[list[str]]]
 CASES: dict[str, Case] = {
     "dup_relu": (dup_relu, [["conv1", "rB"]]),
@@ -341,6 +359,8 @@ CASES: dict[str, Case] = {
                                     ["a2_dq", "c3", "c3_wdq", "c3_wq"], ["c3"]]),
     "qdq_int8_chain": (qdq_int8_chain, [["in_q"], ["c1", "in_dq", "c1_wdq", "c1_wq"], ["bn1", "r1", "a1_q"],
                                         ["c2", "a1_dq", "c2_wdq", "c2_wq"], ["c2"]]),
+    "concat_kgen_cycle": (concat_kgen_cycle, [["mul0"], ["conv1"], ["pool14"],
+                                              ["relu2", "concat3", "concat4", "relu5", "add9", "add11"]]),
 }
 
 

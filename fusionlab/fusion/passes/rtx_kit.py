@@ -37,7 +37,7 @@ New rules go into a new ``rtx_<what>.py`` with its ``decide`` step called from
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -594,10 +594,14 @@ def _apply(s: RtxState, rule: Rule, graph: Graph, plan: Plan, careful: Reject | 
             work.eliminate(node, elimination.how, elimination.reason)
     for gi, grp in enumerate(s.groups):
         if grp.rule == rule.name:
-            if careful is not None and _creates_cycle(work, [n for n in _owned(s, gi, grp) if n in work.owner]):
+            between = set() if careful is None else _between(work, [n for n in _owned(s, gi, grp) if n in work.owner])
+            if between and not _kgens(work, grp, between):
+                assert careful is not None
                 careful(len(rule.conditions), grp.nodes, "the kernel would not be convex")
                 continue
             _form(work, s, gi, grp)
+            if between:  # kgens that would wait for each other are one kgen
+                _merge_kgens(work, s, gi, grp, between)
         late = [n for n, by in grp.added_by.items() if by == rule.name]
         if late:
             index = _layer_of_group(work, s, gi, grp)
@@ -606,31 +610,56 @@ def _apply(s: RtxState, rule: Rule, graph: Graph, plan: Plan, careful: Reject | 
     return work.finish()
 
 
-def _creates_cycle(work: Work, owned: Sequence[str]) -> bool:
-    """Whether merging the layers of ``owned`` would put a cycle into the fused graph: a path
-    leaves one of those layers and comes back into another through other layers."""
+def _between(work: Work, owned: Sequence[str]) -> set[int]:
+    """The layers on a path that leaves one of the layers of ``owned`` and comes back into
+    another: merging those layers alone would put a cycle into the fused graph (empty: it
+    would not). The walk is over layers: a path that enters a layer at one node may leave it
+    from any other (a Concat kernel ``concat3 + concat4`` entered at concat4, left at concat3);
+    a path through eliminated nodes only (folded shape arithmetic) is no layer."""
     graph = work.graph
-    members = {work.owner[n] for n in owned}
+    owner = work.owner
+    members = {owner[n] for n in owned}
     if len(members) < 2:
-        return False
+        return set()
 
-    def layer(node: str) -> int | None:
-        return work.owner.get(node)
+    def reach(step: Callable[[str], Iterable[str]]) -> set[int]:
+        found: set[int] = set()
+        seen: set[str] = set()
+        stack = [v for i in members for n in work.layer(i).owned for v in step(n)]
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            index = owner.get(v)
+            if index in members:
+                continue
+            if index is None:  # eliminated: the path goes on through it
+                stack.extend(step(v))
+            elif index not in found:
+                found.add(index)
+                stack.extend(w for n in work.layer(index).owned for w in step(n))
+        return found
 
-    seen: set[tuple[str, bool]] = set()
-    stack = [(v, layer(v) is not None) for i in members for n in work.layer(i).owned
-             for v in graph.successors(n) if layer(v) not in members]
-    while stack:  # a path through eliminated nodes only (folded shape arithmetic) is no layer
-        v, through = stack.pop()
-        if (v, through) in seen:
-            continue
-        seen.add((v, through))
-        if layer(v) in members:
-            if through:
-                return True
-            continue
-        stack.extend((w, through or layer(w) is not None) for w in graph.successors(v))
-    return False
+    return reach(graph.successors) & reach(graph.predecessors)
+
+
+def _kgens(work: Work, grp: Group, between: set[int]) -> bool:
+    """Whether ``grp`` and the layers ``between`` its parts are all generated kernels (kgen)."""
+    return grp.kind is Kind.POINTWISE and all(
+        work.layer(i).kind is Kind.POINTWISE and not work.layer(i).inserted for i in between)
+
+
+def _merge_kgens(work: Work, s: RtxState, gi: int, grp: Group, between: set[int]) -> None:
+    """R15b: a kgen whose nodes a path through other kgens connects takes those kgens in: Myelin
+    generates one kernel where two would each wait for the other. Live build (TensorRT-RTX
+    1.7.1.116), tests/fusion/test_predict_properties.py's ``concat3 + concat4`` net: the output
+    Concat's copy kernel and the pointwise region it reads and feeds are one kgen
+    (``__myl_ConcReluAddAddReluConc``: relu2, relu5, concat4, add9, add11, concat3)."""
+    into = work.owner[next(n for n in _owned(s, gi, grp) if n in work.owner)]
+    position = work.graph.position
+    indices = sorted({into, *between}, key=lambda i: min(position[n] for n in work.layer(i).owned))
+    work.merge_group(indices, rule=grp.rule, kind=grp.kind, name=FUSED_SEP.join)
 
 
 def _owned(s: RtxState, gi: int, grp: Group) -> list[str]:
