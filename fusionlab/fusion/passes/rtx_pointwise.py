@@ -17,7 +17,9 @@ is done in that op's kgen. R9: a GlobalAveragePool/GlobalMaxPool reading the kge
 output joins it (``Mean``/``Maxr`` reductions); MaxPool/AveragePool stay CASK kernels and
 never take an activation. A kgen is convex: the nodes a path through another kernel comes
 back to (a squeeze-excitation's scale Mul, which waits for the gate computed from the
-kgen's own GlobalAveragePool) are a kgen of their own.
+kgen's own GlobalAveragePool) are a kgen of their own; where the path goes through other
+kgens only (an output Concat's copy kernel that reads the region and feeds it), those kgens
+join it instead (R15b, :func:`fusionlab.fusion.passes.rtx_kit`'s ``_merge_kgens``).
 
 Live builds (TensorRT-RTX 1.7.1.116): ``dag_1_1``; R4 mobilenetv2
 (``features.3.conv.3`` + ``features.3.add``), ``resorder_bn_a_*``, ``resorder_bn_s_a_b``,
@@ -55,7 +57,8 @@ RULE = Rule(
     ),
     source=(
         "TensorRT-RTX 1.7.1.116 live builds: dag_1_1, mobilenetv2, resorder_bn_*, res_proj_bn*, "
-        "siblings_1x1_bn_x2_add, catcopy_cat_to_pw, cbr_then_gap, fork_F7, se_block, pool_max_then_relu"
+        "siblings_1x1_bn_x2_add, catcopy_cat_to_pw, cbr_then_gap, fork_F7, se_block, pool_max_then_relu, "
+        "concat_kgen_cycle (tests/fusion/test_rtx_rules.py)"
     ),
     joins=(
         Join(rtx_kit.POINTWISE, rtx_kit.POINTWISE, first_only=True, second_only=True),
